@@ -1,0 +1,40 @@
+# The two commands: `make run` (the main job on the embedded default) and `make test`.
+# Each creates .venv and installs everything on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A CPU build of torch from the local package index. On a CUDA machine: make TORCH=torch
+TORCH ?= torch==2.13.0
+PIP_QUIET := $(PY) -m pip install --quiet
+# Hide pip's notices about absent local mirror folders; real errors still stop the build.
+FILTER := grep -v -E "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@echo "== setting up $(VENV) (first run takes a few minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(PIP_QUIET) "$(TORCH)" 2>&1 | { $(FILTER); }
+	$(PIP_QUIET) -e ".[dev]" 2>&1 | { $(FILTER); }
+	@touch $@
+
+run: install
+	$(VENV)/bin/fgrlhf-segment
+
+test: install
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/ruff check fgrlhf tests bench
+
+bench: install
+	$(PY) bench/bench_segment_align.py
+	$(PY) bench/bench_gae.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,3 @@
+"""fgrlhf: fine-grained, dense-reward RLHF."""
+
+__version__ = "0.1.0"

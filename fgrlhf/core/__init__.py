@@ -1,0 +1,38 @@
+"""Pure tensor functions for dense-reward PPO: device-agnostic, no state, no I/O."""
+
+from fgrlhf.core.gae import gae
+from fgrlhf.core.kl import (
+    AdaptiveKLController,
+    FixedKLController,
+    KLController,
+    kl_per_token,
+    make_kl_controller,
+)
+from fgrlhf.core.losses import (
+    aggregate_loss,
+    entropy_from_logits,
+    logprobs_from_logits,
+    policy_loss,
+    value_loss,
+)
+from fgrlhf.core.masked import masked_mean, masked_sum, masked_var, whiten
+from fgrlhf.core.scatter import scatter_segment_scores
+
+__all__ = [
+    "AdaptiveKLController",
+    "FixedKLController",
+    "KLController",
+    "aggregate_loss",
+    "entropy_from_logits",
+    "gae",
+    "kl_per_token",
+    "logprobs_from_logits",
+    "make_kl_controller",
+    "masked_mean",
+    "masked_sum",
+    "masked_var",
+    "policy_loss",
+    "scatter_segment_scores",
+    "value_loss",
+    "whiten",
+]

@@ -1,0 +1,115 @@
+"""PPO losses (Schulman et al. 2017) with an explicit loss-aggregation mode."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from fgrlhf.core.masked import masked_mean, masked_sum
+
+LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
+
+
+def aggregate_loss(per_token: Tensor, mask: Tensor, mode: LossAggregation = "token-mean") -> Tensor:
+    """Reduce a ``[B, T]`` per-token loss to a scalar.
+
+    - ``token-mean``: Σ_bt m·l / Σ_bt m. Every token weighs the same; long responses weigh
+      more in total.
+    - ``seq-mean-token-mean``: mean_b (Σ_t m·l / Σ_t m). Every response weighs the same, so a
+      token of a short response weighs more than one of a long response.
+    - ``seq-mean-token-sum``: mean_b Σ_t m·l. Sum over a response's tokens (the loss of the
+      whole sequence), mean over responses.
+
+    The choice changes the gradient's length bias, so it is a named setting, not a default
+    hidden in a trainer. Responses with no real token contribute 0.
+    """
+    if mode == "token-mean":
+        return masked_mean(per_token, mask)
+    if mode == "seq-mean-token-mean":
+        return masked_mean(per_token, mask, dim=-1).mean()
+    if mode == "seq-mean-token-sum":
+        return masked_sum(per_token, mask, dim=-1).mean()
+    raise ValueError(
+        f"unknown loss aggregation {mode!r}; expected token-mean, seq-mean-token-mean or "
+        "seq-mean-token-sum"
+    )
+
+
+def policy_loss(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_eps: float = 0.2,
+    aggregation: LossAggregation = "token-mean",
+) -> tuple[Tensor, Tensor]:
+    """Clipped surrogate objective, as a loss to minimise.
+
+        ρ_t = exp(log π_θ(y_t) − log π_old(y_t))
+        L_t = max(−A_t·ρ_t, −A_t·clip(ρ_t, 1 − ε, 1 + ε))
+
+    Returns (loss, clip fraction): the fraction of real tokens where the clipped term was
+    the active one.
+
+    Shapes: all inputs ``[B, T]`` → two scalars.
+    """
+    ratio = torch.exp(logprobs - old_logprobs)  # [B, T]
+    unclipped = -advantages * ratio  # [B, T]
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)  # [B, T]
+    per_token = torch.maximum(unclipped, clipped)  # [B, T]
+    clip_frac = masked_mean((clipped > unclipped).to(per_token.dtype), mask)
+    return aggregate_loss(per_token, mask, aggregation), clip_frac.detach()
+
+
+def value_loss(
+    values: Tensor,
+    old_values: Tensor,
+    returns: Tensor,
+    mask: Tensor,
+    clip_eps: float | None = 0.2,
+    aggregation: LossAggregation = "token-mean",
+) -> tuple[Tensor, Tensor]:
+    """Clipped value loss (PPO2 style), as a loss to minimise.
+
+        V^clip_t = V_old,t + clip(V_t − V_old,t, −ε_v, ε_v)
+        L_t = ½ · max((V_t − R_t)², (V^clip_t − R_t)²)
+
+    ``clip_eps=None`` gives the plain ½(V − R)². Returns (loss, clip fraction).
+
+    Shapes: all inputs ``[B, T]`` → two scalars.
+    """
+    unclipped_sq = (values - returns) ** 2  # [B, T]
+    if clip_eps is None:
+        per_token = 0.5 * unclipped_sq
+        clip_frac = torch.zeros((), dtype=values.dtype, device=values.device)
+    else:
+        v_clipped = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)  # [B, T]
+        clipped_sq = (v_clipped - returns) ** 2  # [B, T]
+        per_token = 0.5 * torch.maximum(unclipped_sq, clipped_sq)
+        clip_frac = masked_mean((clipped_sq > unclipped_sq).to(values.dtype), mask).detach()
+    return aggregate_loss(per_token, mask, aggregation), clip_frac
+
+
+def entropy_from_logits(logits: Tensor) -> Tensor:
+    """Entropy of the categorical distribution at each position.
+
+        H = logsumexp(z) − Σ softmax(z)·z
+
+    Computed from logits without materialising log-softmax twice. Shapes: ``[B, T, V]`` →
+    ``[B, T]``.
+    """
+    logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)  # [B, T, V]
+    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)
+
+
+def logprobs_from_logits(logits: Tensor, labels: Tensor) -> Tensor:
+    """Log-probability of each label under its logits: log softmax(z)[y].
+
+    Shapes: logits ``[B, T, V]``, labels ``[B, T]`` → ``[B, T]``.
+    """
+    logits = logits.float()
+    picked = torch.gather(logits, -1, labels.unsqueeze(-1)).squeeze(-1)  # [B, T]
+    return picked - torch.logsumexp(logits, dim=-1)
