@@ -47,12 +47,10 @@ class SegmentScores:
     def from_lists(cls, rows: Sequence[Sequence[float]], device: torch.device | str | None = None) -> SegmentScores:
         """Pad ragged per-response score lists to ``[B, max(1, S)]``."""
         width = max(1, max((len(r) for r in rows), default=0))
-        scores = torch.zeros(len(rows), width, dtype=torch.float32)
-        mask = torch.zeros(len(rows), width, dtype=torch.bool)
-        for b, row in enumerate(rows):
-            if row:
-                scores[b, : len(row)] = torch.as_tensor(list(row), dtype=torch.float32)
-                mask[b, : len(row)] = True
+        scores = torch.tensor([[float(x) for x in r] + [0.0] * (width - len(r)) for r in rows],
+                              dtype=torch.float32).reshape(len(rows), width)
+        mask = torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows],
+                            dtype=torch.bool).reshape(len(rows), width)
         if device is not None:
             scores, mask = scores.to(device), mask.to(device)
         return cls(scores, mask)

@@ -1,12 +1,12 @@
 """From generated token ids to text with per-token char offsets, and from spans to tokens.
 
-The response text that reward models read is *defined* as the policy tokenizer's own
-incremental decoding of the generated ids (special tokens skipped, no clean-up of
-tokenisation spaces): decoding is done once per response, token by token, with the fast
-tokenizer's ``DecodeStream``, which records how many characters of text exist after each
-token. That is the offset mapping over the generated ids. Nothing is ever re-tokenised, so
-alignment cannot drift where decode → encode does not round-trip, and the cost is linear in
-the number of tokens.
+The response text that reward models read is the policy tokenizer's decoding of the
+generated ids (special tokens skipped), done once per response, together with how many
+characters of text exist after each token: the offset mapping over the generated ids.
+Nothing is ever re-tokenised, so alignment cannot drift where decode → encode does not
+round-trip, and the cost is linear in the number of tokens. Two exact ways compute it: a
+per-token piece table checked against the batched decode (fast), and the fast tokenizer's
+incremental ``DecodeStream`` for any row the table cannot explain.
 
 A token that adds no character (a special token, or a byte-level token holding the first
 bytes of a multi-byte character) has the same end as the token before it; a character is
@@ -16,6 +16,7 @@ bytes of a multi-byte character) has the same end as the token before it; a char
 from __future__ import annotations
 
 from bisect import bisect_left
+from itertools import accumulate
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,16 +55,80 @@ def _rust_tokenizer(tokenizer):
     return backend
 
 
+class _PieceTable:
+    """What each token id adds to the text, in isolation: a cache per tokenizer.
+
+    ``first[v]`` is the text of ``[v]`` alone; ``mid[v]`` what ``v`` appends after an ordinary
+    word (None where that is not a clean suffix, e.g. a byte-level token holding part of a
+    multi-byte character, whose text depends on its neighbours). Built with two batched
+    decodes over the vocabulary.
+    """
+
+    def __init__(self, backend) -> None:
+        size = backend.get_vocab_size(with_added_tokens=True)
+        anchor = backend.encode("a", add_special_tokens=False).ids[0]
+        anchor_text = backend.decode([anchor], skip_special_tokens=True)
+        pairs = backend.decode_batch([[anchor, v] for v in range(size)], skip_special_tokens=True)
+        singles = backend.decode_batch([[v] for v in range(size)], skip_special_tokens=True)
+        self.mid = [p[len(anchor_text):] if p.startswith(anchor_text) and "\ufffd" not in p else None
+                    for p in pairs]
+        self.first = [p if "\ufffd" not in p else None for p in singles]
+
+    def pieces(self, ids: list[int]) -> list[str] | None:
+        """Per-token pieces of ``ids``, or None where the table cannot know them."""
+        try:
+            out = [self.first[ids[0]], *(self.mid[i] for i in ids[1:])]
+        except IndexError:  # an id beyond the tokenizer's vocabulary
+            return None
+        return None if None in out else out
+
+
+_TABLES: dict[int, tuple[object, _PieceTable]] = {}
+
+
+def _piece_table(backend) -> _PieceTable:
+    key = id(backend)
+    hit = _TABLES.get(key)
+    if hit is None or hit[0] is not backend:
+        hit = (backend, _PieceTable(backend))
+        _TABLES[key] = hit
+    return hit[1]
+
+
+def _stream_decode(backend, ids: list[int]) -> tuple[str, list[int]]:
+    """Text and per-token char ends by incremental decoding (exact for any decoder)."""
+    from tokenizers.decoders import DecodeStream
+
+    stream = DecodeStream(skip_special_tokens=True)
+    pieces: list[str] = []
+    ends: list[int] = []
+    length = 0
+    for tok_id in ids:
+        piece = stream.step(backend, tok_id)
+        if piece:
+            pieces.append(piece)
+            length += len(piece)
+        ends.append(length)
+    return "".join(pieces), ends
+
+
 def decode_with_offsets(tokenizer, response_ids: Tensor | Sequence[Sequence[int]],
-                        response_mask: Tensor | Sequence[Sequence[int]] | None = None) -> DecodedResponses:
+                        response_mask: Tensor | Sequence[Sequence[int]] | None = None,
+                        method: str = "auto") -> DecodedResponses:
     """Decode each response once, recording the text length after every real token.
 
     ``response_ids``: ``[B, T]`` generated ids only (for a causal policy, the part after the
     prompt; for seq2seq, the decoder ids without the decoder start token). ``response_mask``
     ``[B, T]`` marks real tokens (default: all); masked positions are skipped.
-    """
-    from tokenizers.decoders import DecodeStream
 
+    ``method="auto"`` decodes the batch in one call and splits each text by a per-token
+    piece table, checking that the pieces join to exactly the decoded text; rows where they
+    do not (decoders whose output depends on neighbouring tokens) are decoded incrementally
+    with ``DecodeStream``, which is exact for any decoder. ``method="stream"`` forces the
+    incremental path.
+    """
+    if method not in ("auto", "stream"):
+        raise ValueError(f"decode_with_offsets: method must be 'auto' or 'stream', not {method!r}")
     backend = _rust_tokenizer(tokenizer)
     ids = response_ids.tolist() if isinstance(response_ids, Tensor) else [list(r) for r in response_ids]
     if response_mask is None:
@@ -71,25 +136,27 @@ def decode_with_offsets(tokenizer, response_ids: Tensor | Sequence[Sequence[int]
     else:
         masks = response_mask.tolist() if isinstance(response_mask, Tensor) else [list(m) for m in response_mask]
     num_tokens = max((len(r) for r in ids), default=0)
-    texts, char_ends, positions = [], [], []
-    for row, mrow in zip(ids, masks):
-        stream = DecodeStream(skip_special_tokens=True)
-        pieces: list[str] = []
-        ends: list[int] = []
-        pos: list[int] = []
-        length = 0
-        for t, (tok_id, real) in enumerate(zip(row, mrow)):
-            if not real:
+    positions = [[t for t, real in enumerate(mrow) if real] for mrow in masks]
+    real_ids = [[row[t] for t in pos] for row, pos in zip(ids, positions)]
+    texts: list[str] = []
+    char_ends: list[list[int]] = []
+    if method == "auto":
+        table = _piece_table(backend)
+        decoded = backend.decode_batch(real_ids, skip_special_tokens=True)
+    for b, row in enumerate(real_ids):
+        if not row:
+            texts.append("")
+            char_ends.append([])
+            continue
+        if method == "auto":
+            pieces = table.pieces(row)
+            if pieces is not None and "".join(pieces) == decoded[b]:
+                texts.append(decoded[b])
+                char_ends.append(list(accumulate(map(len, pieces))))
                 continue
-            piece = stream.step(backend, tok_id)
-            if piece:
-                pieces.append(piece)
-                length += len(piece)
-            ends.append(length)
-            pos.append(t)
-        texts.append("".join(pieces))
+        text, ends = _stream_decode(backend, row)
+        texts.append(text)
         char_ends.append(ends)
-        positions.append(pos)
     return DecodedResponses(texts, char_ends, positions, num_tokens)
 
 
@@ -119,15 +186,17 @@ def align_spans(decoded: DecodedResponses, spans: Sequence[Sequence[Span]],
     if len(spans) != len(decoded.texts):
         raise ValueError(f"align_spans: {len(spans)} span lists for {len(decoded.texts)} responses")
     width = max(1, max((len(s) for s in spans), default=0))
-    index = torch.zeros(len(spans), width, dtype=torch.long)
-    mask = torch.zeros(len(spans), width, dtype=torch.bool)
+    # Build plain lists and convert once: one tensor per batch, not one per response.
+    index_rows: list[list[int]] = []
+    mask_rows: list[list[bool]] = []
     for b, row_spans in enumerate(spans):
-        if not row_spans:
-            continue
-        js = closing_tokens(decoded.char_ends[b], row_spans)
         pos = decoded.positions[b]
-        index[b, : len(js)] = torch.tensor([pos[j] for j in js], dtype=torch.long)
-        mask[b, : len(js)] = True
+        js = closing_tokens(decoded.char_ends[b], row_spans) if row_spans else []
+        pad = width - len(js)
+        index_rows.append([pos[j] for j in js] + [0] * pad)
+        mask_rows.append([True] * len(js) + [False] * pad)
+    index = torch.tensor(index_rows, dtype=torch.long)
+    mask = torch.tensor(mask_rows, dtype=torch.bool)
     if device is not None:
         index, mask = index.to(device), mask.to(device)
     return index, mask
