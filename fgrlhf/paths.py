@@ -32,3 +32,13 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("data_dir"):
         OmegaConf.register_new_resolver("data_dir", lambda: str(DATA_DIR))
+
+
+def run_dir() -> Path:
+    """The current Hydra run's output folder; the working directory outside a Hydra app."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except (ImportError, ValueError):
+        return Path.cwd()

@@ -32,3 +32,33 @@ def qa_feedback():
     from fgrlhf.paths import DATA_DIR
 
     return load_feedback(DATA_DIR / "qa_feedback" / "feedback.json")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, minilm_tokenizer):
+    """A randomly initialised 2-layer BERT with MiniLM's real tokenizer, saved as a local
+    Hugging Face checkpoint: a fast stand-in backbone for training-loop tests."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=minilm_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    path = tmp_path_factory.mktemp("tiny_bert")
+    BertModel(config).save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture()
+def small_feedback_file(tmp_path):
+    """The first 40 bundled QA-Feedback questions as a feedback file of their own."""
+    import json
+
+    from fgrlhf.paths import DATA_DIR
+
+    with open(DATA_DIR / "qa_feedback" / "feedback.json") as f:
+        data = json.load(f)[:40]
+    path = tmp_path / "small_feedback.json"
+    path.write_text(json.dumps(data))
+    return path

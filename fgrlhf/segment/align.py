@@ -96,7 +96,8 @@ def _piece_table(backend) -> _PieceTable:
 
 
 def _stream_decode(backend, ids: list[int]) -> tuple[str, list[int]]:
-    """Text and per-token char ends by incremental decoding (exact for any decoder)."""
+    """Text and per-token char ends by incremental decoding (linear; exact for text without
+    U+FFFD, which ``DecodeStream`` holds back as a possibly unfinished character)."""
     from tokenizers.decoders import DecodeStream
 
     stream = DecodeStream(skip_special_tokens=True)
@@ -112,6 +113,25 @@ def _stream_decode(backend, ids: list[int]) -> tuple[str, list[int]]:
     return "".join(pieces), ends
 
 
+def _prefix_decode(backend, ids: list[int], full: str) -> list[int]:
+    """Per-token char ends by decoding every prefix (quadratic: used only for texts holding
+    U+FFFD). A prefix that ends inside an unfinished multi-byte character decodes with a
+    replacement mark the full text does not have there, so each end is the length of the
+    prefix's agreement with the full text: a character counts once it is final."""
+    ends = []
+    for j in range(1, len(ids) + 1):
+        prefix = backend.decode(ids[:j], skip_special_tokens=True)
+        n = 0
+        limit = min(len(prefix), len(full))
+        while n < limit and prefix[n] == full[n]:
+            n += 1
+        ends.append(n)
+    # Agreement can only grow as tokens are added; keep the ends sorted.
+    for j in range(len(ends) - 2, -1, -1):
+        ends[j] = min(ends[j], ends[j + 1])
+    return ends
+
+
 def decode_with_offsets(tokenizer, response_ids: Tensor | Sequence[Sequence[int]],
                         response_mask: Tensor | Sequence[Sequence[int]] | None = None,
                         method: str = "auto") -> DecodedResponses:
@@ -121,11 +141,12 @@ def decode_with_offsets(tokenizer, response_ids: Tensor | Sequence[Sequence[int]
     prompt; for seq2seq, the decoder ids without the decoder start token). ``response_mask``
     ``[B, T]`` marks real tokens (default: all); masked positions are skipped.
 
-    ``method="auto"`` decodes the batch in one call and splits each text by a per-token
-    piece table, checking that the pieces join to exactly the decoded text; rows where they
-    do not (decoders whose output depends on neighbouring tokens) are decoded incrementally
-    with ``DecodeStream``, which is exact for any decoder. ``method="stream"`` forces the
-    incremental path.
+    Each text is the tokenizer's full decode (special tokens skipped), done for the batch in
+    one call. ``method="auto"`` splits it by a per-token piece table, checking that the
+    pieces join to exactly that text; rows where they do not (decoders whose output depends
+    on neighbouring tokens) are decoded incrementally with ``DecodeStream``, and rows
+    holding U+FFFD (invalid or unfinished UTF-8 from a byte-level policy) by decoding each
+    prefix. ``method="stream"`` skips the table.
     """
     if method not in ("auto", "stream"):
         raise ValueError(f"decode_with_offsets: method must be 'auto' or 'stream', not {method!r}")
@@ -140,23 +161,26 @@ def decode_with_offsets(tokenizer, response_ids: Tensor | Sequence[Sequence[int]
     real_ids = [[row[t] for t in pos] for row, pos in zip(ids, positions)]
     texts: list[str] = []
     char_ends: list[list[int]] = []
-    if method == "auto":
-        table = _piece_table(backend)
-        decoded = backend.decode_batch(real_ids, skip_special_tokens=True)
+    # The text of every response is the tokenizer's own full decode, done in one batch.
+    decoded = backend.decode_batch(real_ids, skip_special_tokens=True)
+    table = _piece_table(backend) if method == "auto" else None
     for b, row in enumerate(real_ids):
+        full = decoded[b]
+        texts.append(full)
         if not row:
-            texts.append("")
             char_ends.append([])
             continue
-        if method == "auto":
+        if table is not None:
             pieces = table.pieces(row)
-            if pieces is not None and "".join(pieces) == decoded[b]:
-                texts.append(decoded[b])
+            if pieces is not None and "".join(pieces) == full:
                 char_ends.append(list(accumulate(map(len, pieces))))
                 continue
-        text, ends = _stream_decode(backend, row)
-        texts.append(text)
-        char_ends.append(ends)
+        if "\ufffd" not in full:
+            text, ends = _stream_decode(backend, row)
+            if text == full:
+                char_ends.append(ends)
+                continue
+        char_ends.append(_prefix_decode(backend, row, full))
     return DecodedResponses(texts, char_ends, positions, num_tokens)
 
 

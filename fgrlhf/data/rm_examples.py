@@ -1,0 +1,211 @@
+"""Training examples for the paper's reward models, built from QA-Feedback annotations.
+
+- R1 relevance, sub-sentence level: a piece is an error if it overlaps an ``Irrelevant``,
+  ``Redundant`` or ``Incoherent`` span of at least ``min_error_words`` words (shorter
+  relevance spans are dropped, as in the paper's Appendix D). Input: question + answer.
+- R2 factuality, sentence level: a sentence is an error if it overlaps a
+  ``Wrong-Grounding`` or ``Unverifiable`` span. A sentence whose only errors are of the
+  relevance family is left out (annotators did not judge facts in irrelevant text).
+  Input: question + passages + answer.
+- R3 completeness, sequence level, pairwise: the 4 predictions of a question ranked by
+  information coverage (``coverage`` below); ties give no pair.
+- Holistic preference, sequence level, pairwise: the 6 human judgements, ties skipped.
+
+Only ``prediction 1`` carries fine-grained feedback, so R1/R2 see one answer per question.
+Segments are computed on the original prediction text, where the annotation offsets live.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fgrlhf.data.qa_feedback import PREFERENCE_PAIRS, FeedbackExample
+from fgrlhf.segment import Granularity, MultiGranularitySegmenter, Span
+
+IGNORE = -100  # label of a segment left out of training and evaluation
+ERROR, NO_ERROR = 1, 0
+
+
+@dataclass
+class SegmentLabelExample:
+    """One answer with a label per segment (R1, R2)."""
+
+    qid: int
+    question: str
+    passages: list[list[str]]
+    answer: str
+    spans: list[Span]
+    labels: list[int]  # ERROR, NO_ERROR or IGNORE, one per span
+
+
+@dataclass
+class RankingExample:
+    """Several answers to one question and which of them beat which (R3, preference)."""
+
+    qid: int
+    question: str
+    passages: list[list[str]]
+    answers: list[str]
+    pairs: list[tuple[int, int]]  # (better, worse), indices into answers
+    scores: list[float] = field(default_factory=list)  # R3: the coverage of each answer
+
+
+def _overlaps(span: Span, others: Sequence[tuple[int, int]]) -> bool:
+    s, e = span
+    return any(a < e and s < b for a, b in others)
+
+
+def relevance_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
+                       min_error_words: int = 5) -> list[SegmentLabelExample]:
+    texts = [ex.predictions[0] for ex in data]
+    pieces = segmenter(texts, [Granularity.SUBSENTENCE])[Granularity.SUBSENTENCE]
+    out = []
+    for ex, text, spans in zip(data, texts, pieces):
+        if not spans:
+            continue
+        errors = _relevance_spans(ex, text, min_error_words)
+        labels = [ERROR if _overlaps(sp, errors) else NO_ERROR for sp in spans]
+        out.append(SegmentLabelExample(ex.index, ex.question, ex.passages, text, spans, labels))
+    return out
+
+
+def factuality_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
+                        min_error_words: int = 5) -> list[SegmentLabelExample]:
+    texts = [ex.predictions[0] for ex in data]
+    sents = segmenter(texts, [Granularity.SENTENCE])[Granularity.SENTENCE]
+    out = []
+    for ex, text, spans in zip(data, texts, sents):
+        if not spans:
+            continue
+        fact = [(e.start, e.end) for e in ex.feedback.errors if e.family == "factuality"]
+        rel = _relevance_spans(ex, text, min_error_words)
+        labels = []
+        for sp in spans:
+            if _overlaps(sp, fact):
+                labels.append(ERROR)
+            elif _overlaps(sp, rel):
+                labels.append(IGNORE)
+            else:
+                labels.append(NO_ERROR)
+        if any(lab != IGNORE for lab in labels):
+            out.append(SegmentLabelExample(ex.index, ex.question, ex.passages, text, spans, labels))
+    return out
+
+
+def _relevance_spans(ex: FeedbackExample, text: str, min_error_words: int) -> list[tuple[int, int]]:
+    return [(e.start, e.end) for e in ex.feedback.errors
+            if e.family == "relevance" and len(text[e.start:e.end].split()) >= min_error_words]
+
+
+def preference_examples(data: Sequence[FeedbackExample]) -> list[RankingExample]:
+    out = []
+    for ex in data:
+        pairs = []
+        for (a, b), judgement in zip(PREFERENCE_PAIRS, ex.preference):
+            if judgement == 1:
+                pairs.append((a - 1, b - 1))
+            elif judgement == 2:
+                pairs.append((b - 1, a - 1))
+        if pairs:
+            out.append(RankingExample(ex.index, ex.question, ex.passages, list(ex.predictions), pairs))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Completeness: information coverage
+# ---------------------------------------------------------------------------------------
+_WORD = re.compile(r"\w+")
+
+
+def _bag(text: str) -> Counter:
+    return Counter(w.lower() for w in _WORD.findall(text))
+
+
+def containment(piece: Counter, sentence: Counter) -> float:
+    """Share of the piece's word occurrences found in the sentence (multiset, lower-cased)."""
+    total = sum(piece.values())
+    return sum((piece & sentence).values()) / total if total else 0.0
+
+
+def passage_sentences(passages: Sequence[Sequence[str]]) -> dict[tuple[int, int], str]:
+    """(passage id, sentence id) → sentence, both 1-based, titles excluded."""
+    return {(p + 1, s + 1): sent for p, psg in enumerate(passages) for s, sent in enumerate(psg[1:])}
+
+
+def matched_sentences(pieces: Sequence[str], sentences: dict[tuple[int, int], str],
+                      threshold: float) -> set[tuple[int, int]]:
+    """Passage sentences that some piece draws from: for each piece, its best-matching passage
+    sentence by ``containment``, kept if the match reaches ``threshold``."""
+    bags = {k: _bag(v) for k, v in sentences.items()}
+    out = set()
+    for piece in pieces:
+        pb = _bag(piece)
+        if not pb or not bags:
+            continue
+        best, score = max(((k, containment(pb, b)) for k, b in bags.items()), key=lambda kv: kv[1])
+        if score >= threshold:
+            out.add(best)
+    return out
+
+
+def required_information(ex: FeedbackExample, segmenter: MultiGranularitySegmenter,
+                         threshold: float) -> set[tuple[int, int]]:
+    """The passage sentences a complete answer must cover (see ``completeness_examples``)."""
+    sentences = passage_sentences(ex.passages)
+    corrected = ex.feedback.corrected
+    pieces = _pieces(corrected, segmenter)
+    required = matched_sentences(pieces, sentences, threshold)
+    minor: set[tuple[int, int]] = set()
+    for m in ex.feedback.missing_info:
+        ids = {(m.passage_id, s) for s in m.sentence_ids if (m.passage_id, s) in sentences}
+        if m.error_type == "Missing-Minor-Auxiliary":
+            minor |= ids
+        else:
+            required |= ids
+    in_pred1 = matched_sentences(_pieces(ex.predictions[0], segmenter), sentences, threshold)
+    return required - (minor - in_pred1)
+
+
+def _pieces(text: str, segmenter: MultiGranularitySegmenter) -> list[str]:
+    spans = segmenter([text], [Granularity.SUBSENTENCE])[Granularity.SUBSENTENCE][0]
+    return [text[s:e] for s, e in spans]
+
+
+def coverage(answer: str, required: set[tuple[int, int]], passages: Sequence[Sequence[str]],
+             segmenter: MultiGranularitySegmenter, threshold: float) -> float:
+    """Share of the required passage sentences that the answer's pieces draw from."""
+    if not required:
+        return 0.0
+    got = matched_sentences(_pieces(answer, segmenter), passage_sentences(passages), threshold)
+    return len(got & required) / len(required)
+
+
+def completeness_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
+                          threshold: float = 0.8) -> list[RankingExample]:
+    """R3 pairs from information coverage.
+
+    1. Each sub-sentence of a text is matched to the passage sentence that contains the
+       largest share of its words (lower-cased word multisets; the share is
+       ``containment``); the match counts if that share is ≥ ``threshold``.
+    2. Required information = the passage sentences matched by the human-corrected answer,
+       plus those that ``missing-info`` marks ``Missing-Answer`` or
+       ``Missing-Major-Auxiliary``, minus those marked only ``Missing-Minor-Auxiliary``
+       (unless prediction 1 already covers them).
+    3. Coverage of a prediction = |its matched sentences ∩ required| / |required|.
+    4. Every pair of predictions with different coverage is a pair (higher wins); a
+       question with no required information gives no pairs.
+    """
+    out = []
+    for ex in data:
+        required = required_information(ex, segmenter, threshold)
+        if not required:
+            continue
+        scores = [coverage(p, required, ex.passages, segmenter, threshold) for p in ex.predictions]
+        pairs = [(i, j) if scores[i] > scores[j] else (j, i)
+                 for i in range(len(scores)) for j in range(i + 1, len(scores)) if scores[i] != scores[j]]
+        if pairs:
+            out.append(RankingExample(ex.index, ex.question, ex.passages, list(ex.predictions), pairs, scores))
+    return out

@@ -1,0 +1,207 @@
+"""Learned reward models: checkpoints of ``fgrlhf-rm`` (or any compatible Hugging Face
+checkpoint with an ``fgrlhf_rm.json``), loaded behind the ``RewardModel`` contract.
+
+- ``SegmentClassifierReward`` (R1 relevance, R2 factuality): a token classifier that reads a
+  separator before each segment; a segment predicted error-free gets ``positive``, an error
+  gets ``negative`` (the paper: ±0.3 for R1, ±0.5 for R2).
+- ``SequenceReward`` (R3 completeness, holistic preference): a scalar head over the whole
+  input; its raw score is normalised with the mean/std it had on its training set, then
+  scaled (the paper scaled R3 by 0.3), and placed at the last segment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from fgrlhf.reward.base import RewardInputs, SegmentScores
+from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
+from fgrlhf.segment.base import Granularity, Span
+
+METADATA_FILE = "fgrlhf_rm.json"
+
+
+@dataclass
+class RMMetadata:
+    """What a reward-model checkpoint is, saved next to its weights."""
+
+    category: str  # relevance | factuality | completeness | preference | ...
+    kind: Literal["segment", "sequence"]
+    granularity: str
+    backbone: str
+    label_scheme: dict[str, str]
+    use_passages: bool
+    max_length: int
+    max_question_tokens: int = 64
+    score_mean: float = 0.0  # raw score statistics on the training set
+    score_std: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> None:
+        with open(Path(directory) / METADATA_FILE, "w") as f:
+            json.dump(asdict(self), f, indent=1)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> RMMetadata:
+        path = Path(directory) / METADATA_FILE
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} not found: {directory} is not an fgrlhf reward-model checkpoint "
+                "(train one with fgrlhf-rm, or write this metadata file next to your weights)"
+            )
+        with open(path) as f:
+            return cls(**json.load(f))
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists: ``input_ids``, ``attention_mask`` ``[N, L]``."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def window_logits(model, windows: Sequence[Window], pad_id: int, device: torch.device,
+                  batch_size: int) -> list[Tensor]:
+    """Token-classifier logits at each window's separators: one ``[n_segments, C]`` per window.
+    Windows are batched by length to waste little padding."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+    out: list[Tensor | None] = [None] * len(windows)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = pad_batch([windows[i].input_ids for i in idx], pad_id, device)
+        logits = model(input_ids=ids, attention_mask=mask).logits  # [N, L, C]
+        for row, i in enumerate(idx):
+            out[i] = logits[row, windows[i].sep_positions]  # [n_segments, C]
+    return out  # type: ignore[return-value]
+
+
+def _evidence(meta: RMMetadata, record: dict[str, Any]) -> list[str]:
+    if not meta.use_passages:
+        return []
+    passages = record.get("passages")
+    if passages is None:
+        raise KeyError(f"reward model '{meta.category}' reads passages, but the example's metadata has none")
+    return passage_evidence(passages)
+
+
+class _Loaded:
+    """Loads the checkpoint, tokenizer and metadata; frozen, eval mode, chosen device."""
+
+    def __init__(self, checkpoint: str | Path, model_cls, device: str | None, batch_size: int) -> None:
+        from transformers import AutoTokenizer
+
+        self.checkpoint = str(checkpoint)
+        self.meta = RMMetadata.load(checkpoint)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
+        self.device = torch.device(device) if device else default_device()
+        self.model = model_cls.from_pretrained(self.checkpoint).to(self.device).eval()
+        self.model.requires_grad_(False)
+        self.encoder = SeparatorEncoder(self.tokenizer, self.meta.max_length, self.meta.max_question_tokens)
+        self.batch_size = batch_size
+        self.granularity = Granularity(self.meta.granularity)
+
+
+class SegmentClassifierReward(_Loaded):
+    """R1/R2-style reward from a token-classification checkpoint (label 1 = error)."""
+
+    def __init__(self, checkpoint: str | Path, positive: float = 0.3, negative: float = -0.3,
+                 mode: Literal["label", "expected"] = "label", device: str | None = None,
+                 batch_size: int = 16) -> None:
+        from transformers import AutoModelForTokenClassification
+
+        super().__init__(checkpoint, AutoModelForTokenClassification, device, batch_size)
+        if self.meta.kind != "segment":
+            raise ValueError(f"{checkpoint} holds a {self.meta.kind} model, not a segment classifier")
+        if mode not in ("label", "expected"):
+            raise ValueError(f"mode must be 'label' or 'expected', not {mode!r}")
+        self.positive, self.negative, self.mode = positive, negative, mode
+
+    @torch.no_grad()
+    def error_probs(self, questions: Sequence[str], texts: Sequence[str], spans: Sequence[Sequence[Span]],
+                    metadata: Sequence[dict[str, Any]]) -> list[list[float]]:
+        """P(error) of every segment of every text."""
+        windows, owner = [], []
+        for b, (q, text, row) in enumerate(zip(questions, texts, spans)):
+            if not row:
+                continue
+            for w in self.encoder.encode(q, text, row, _evidence(self.meta, metadata[b])):
+                windows.append(w)
+                owner.append(b)
+        probs: list[list[float]] = [[0.0] * len(row) for row in spans]
+        if windows:
+            logits = window_logits(self.model, windows, self.tokenizer.pad_token_id or 0, self.device,
+                                   self.batch_size)
+            for w, b, lg in zip(windows, owner, logits):
+                p = torch.softmax(lg.float(), dim=-1)[:, 1].tolist()
+                for seg, pe in zip(w.segment_ids, p):
+                    probs[b][seg] = pe
+        return probs
+
+    def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores:
+        questions = [m.get("question", p) for m, p in zip(inputs.metadata, inputs.prompts)]
+        probs = self.error_probs(questions, inputs.texts, spans, inputs.metadata)
+        if self.mode == "label":
+            rows = [[self.negative if p > 0.5 else self.positive for p in row] for row in probs]
+        else:
+            rows = [[self.positive + (self.negative - self.positive) * p for p in row] for row in probs]
+        return SegmentScores.from_lists(rows)
+
+
+class SequenceReward(_Loaded):
+    """R3/preference-style reward from a scalar-head checkpoint, one score per answer."""
+
+    granularity = Granularity.SEQUENCE
+
+    def __init__(self, checkpoint: str | Path, scale: float = 1.0, normalize: bool = True,
+                 device: str | None = None, batch_size: int = 16) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        super().__init__(checkpoint, AutoModelForSequenceClassification, device, batch_size)
+        if self.meta.kind != "sequence":
+            raise ValueError(f"{checkpoint} holds a {self.meta.kind} model, not a sequence reward model")
+        self.scale, self.normalize = scale, normalize
+
+    @torch.no_grad()
+    def raw_scores(self, questions: Sequence[str], texts: Sequence[str],
+                   metadata: Sequence[dict[str, Any]]) -> list[float]:
+        seqs = [self.encoder.encode_sequence(q, t, _evidence(self.meta, m))
+                for q, t, m in zip(questions, texts, metadata)]
+        return sequence_scores(self.model, seqs, self.tokenizer.pad_token_id or 0, self.device, self.batch_size)
+
+    def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores:
+        questions = [m.get("question", p) for m, p in zip(inputs.metadata, inputs.prompts)]
+        raw = self.raw_scores(questions, inputs.texts, inputs.metadata)
+        mean, std = (self.meta.score_mean, self.meta.score_std) if self.normalize else (0.0, 1.0)
+        rows = []
+        for r, row in zip(raw, spans):
+            # The score sits on the last segment (the whole answer at sequence granularity).
+            rows.append([0.0] * (len(row) - 1) + [self.scale * (r - mean) / std] if row else [])
+        return SegmentScores.from_lists(rows)
+
+
+def sequence_scores(model, seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device,
+                    batch_size: int) -> list[float]:
+    """Scalar-head outputs for id lists, batched by length."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = [0.0] * len(seqs)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = pad_batch([seqs[i] for i in idx], pad_id, device)
+        scores = model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist()
+        for i, s in zip(idx, scores):
+            out[i] = s
+    return out

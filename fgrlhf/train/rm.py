@@ -1,0 +1,322 @@
+"""Training and evaluating the QA-Feedback reward models.
+
+Segment models (R1, R2): token classification at the separator before each segment,
+cross-entropy over labelled segments (``IGNORE`` ones are read but not scored).
+Ranking models (R3, preference): a scalar head; a question's K answers form one batch
+element and the loss is InstructGPT's −mean over its comparisons of log σ(r_w − r_l).
+Both keep the best dev state (early stopping) and are saved in Hugging Face format with the
+tokenizer and an ``fgrlhf_rm.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
+from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
+from fgrlhf.reward.learned import RMMetadata, pad_batch, sequence_scores, window_logits
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    epochs: int = 4
+    batch_size: int = 8  # answers (segment models) or questions (ranking models) per step
+    warmup_ratio: float = 0.1
+    grad_clip: float = 1.0
+    patience: int = 2  # evaluations without dev improvement before stopping
+    evals_per_epoch: int = 2
+    seed: int = 0
+    error_class_weight: float = 1.0  # >1 weighs the error class up in the segment loss
+
+
+# ---------------------------------------------------------------------------------------
+# Encoding examples
+# ---------------------------------------------------------------------------------------
+@dataclass
+class LabelledWindow:
+    window: Window
+    labels: list[int]  # one per separator
+
+
+def segment_windows(encoder: SeparatorEncoder, examples: Sequence[SegmentLabelExample],
+                    use_passages: bool) -> list[LabelledWindow]:
+    out = []
+    for ex in examples:
+        evidence = passage_evidence(ex.passages) if use_passages else []
+        for w in encoder.encode(ex.question, ex.answer, ex.spans, evidence):
+            out.append(LabelledWindow(w, [ex.labels[i] for i in w.segment_ids]))
+    return out
+
+
+def ranking_inputs(encoder: SeparatorEncoder, examples: Sequence[RankingExample],
+                   use_passages: bool) -> list[list[list[int]]]:
+    """Per example, the input ids of each of its answers."""
+    out = []
+    for ex in examples:
+        evidence = passage_evidence(ex.passages) if use_passages else []
+        out.append([encoder.encode_sequence(ex.question, a, evidence) for a in ex.answers])
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------
+def segment_metrics(predictions: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
+    """Accuracy, error-class precision/recall/F1, and the majority-class baseline."""
+    pairs = [(p, y) for p, y in zip(predictions, labels) if y != IGNORE]
+    n = len(pairs)
+    if n == 0:
+        return {"n_segments": 0}
+    tp = sum(1 for p, y in pairs if p == 1 and y == 1)
+    fp = sum(1 for p, y in pairs if p == 1 and y == 0)
+    fn = sum(1 for p, y in pairs if p == 0 and y == 1)
+    n_err = sum(1 for _, y in pairs if y == 1)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "n_segments": n,
+        "accuracy": sum(1 for p, y in pairs if p == y) / n,
+        "error_precision": precision,
+        "error_recall": recall,
+        "error_f1": f1,
+        "majority_baseline": max(n_err, n - n_err) / n,
+        "error_rate": n_err / n,
+    }
+
+
+def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[RankingExample]) -> dict[str, float]:
+    """Pairwise accuracy of the model (a tie in model score counts half), and of the
+    length-only baseline "the longer answer wins" (equal length counts half)."""
+    n = correct = length = 0.0
+    for s, ex in zip(scores, examples):
+        for w, lo in ex.pairs:
+            n += 1
+            correct += 1.0 if s[w] > s[lo] else 0.5 if s[w] == s[lo] else 0.0
+            lw, ll = len(ex.answers[w].split()), len(ex.answers[lo].split())
+            length += 1.0 if lw > ll else 0.5 if lw == ll else 0.0
+    if n == 0:
+        return {"n_pairs": 0}
+    return {"n_pairs": int(n), "pairwise_accuracy": correct / n, "length_baseline": length / n}
+
+
+# ---------------------------------------------------------------------------------------
+# Loops
+# ---------------------------------------------------------------------------------------
+def _optimizer(model, cfg: OptimConfig, total_steps: int):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    warmup = max(1, int(cfg.warmup_ratio * total_steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+@torch.no_grad()
+def predict_segments(model, windows: Sequence[LabelledWindow], pad_id: int, device, batch_size: int = 32
+                     ) -> tuple[list[int], list[int], list[float]]:
+    """Predicted labels, gold labels and P(error) for every separator of every window."""
+    model.eval()
+    logits = window_logits(model, [lw.window for lw in windows], pad_id, device, batch_size)
+    preds, golds, probs = [], [], []
+    for lw, lg in zip(windows, logits):
+        p = torch.softmax(lg.float(), dim=-1)[:, 1]
+        probs += p.tolist()
+        preds += (p > 0.5).long().tolist()
+        golds += lw.labels
+    return preds, golds, probs
+
+
+@torch.no_grad()
+def predict_rankings(model, inputs: Sequence[Sequence[Sequence[int]]], pad_id: int, device,
+                     batch_size: int = 32) -> list[list[float]]:
+    model.eval()
+    flat = [seq for ex in inputs for seq in ex]
+    scores = sequence_scores(model, flat, pad_id, device, batch_size)
+    out, i = [], 0
+    for ex in inputs:
+        out.append(scores[i : i + len(ex)])
+        i += len(ex)
+    return out
+
+
+class _EarlyStopper:
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -math.inf
+        self.best_state = None
+        self.best_step = -1
+        self.bad = 0
+
+    def update(self, value: float, model, step: int) -> bool:
+        """Record a dev value; True when training should stop."""
+        if value > self.best:
+            self.best, self.best_step, self.bad = value, step, 0
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            self.bad += 1
+        return self.bad > self.patience
+
+
+def _eval_points(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
+    k = max(1, min(evals_per_epoch, steps_per_epoch))
+    return {round((i + 1) * steps_per_epoch / k) - 1 for i in range(k)}
+
+
+def train_segment_model(model, train: Sequence[LabelledWindow], dev: Sequence[LabelledWindow], pad_id: int,
+                        cfg: OptimConfig, device, logger=None) -> dict:
+    """Fine-tune a token classifier at separators; returns the training history."""
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    opt, sched = _optimizer(model, cfg, steps_per_epoch * cfg.epochs)
+    weight = torch.tensor([1.0, cfg.error_class_weight], device=device)
+    stopper = _EarlyStopper(cfg.patience)
+    evals = _eval_points(steps_per_epoch, cfg.evals_per_epoch)
+    history, step, t0 = [], 0, time.time()
+    stop = False
+    for epoch in range(cfg.epochs):
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
+        for i in bar:
+            model.train()
+            batch = [train[j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
+            ids, mask = pad_batch([lw.window.input_ids for lw in batch], pad_id, device)
+            labels = torch.full_like(ids, IGNORE)  # [N, L]: only separators carry labels
+            for r, lw in enumerate(batch):
+                labels[r, lw.window.sep_positions] = torch.tensor(lw.labels, device=device)
+            logits = model(input_ids=ids, attention_mask=mask).logits  # [N, L, 2]
+            if bool((labels != IGNORE).any()):
+                loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), weight=weight,
+                                       ignore_index=IGNORE)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if logger:
+                    logger.log({"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]}, step)
+            sched.step()
+            if i in evals:
+                preds, golds, _ = predict_segments(model, dev, pad_id, device)
+                m = segment_metrics(preds, golds)
+                m.update(epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1))
+                history.append(m)
+                if logger:
+                    logger.log({f"dev/{k}": v for k, v in m.items()}, step)
+                tqdm.write(f"  step {step}: dev accuracy {m['accuracy']:.3f} (majority {m['majority_baseline']:.3f}), "
+                           f"error F1 {m['error_f1']:.3f}")
+                if stopper.update(m["accuracy"], model, step):
+                    stop = True
+                    break
+            step += 1
+        if stop:
+            break
+    if stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)
+    return {"history": history, "best_step": stopper.best_step, "best_dev_accuracy": stopper.best,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def train_ranking_model(model, train: Sequence[Sequence[Sequence[int]]], train_ex: Sequence[RankingExample],
+                        dev: Sequence[Sequence[Sequence[int]]], dev_ex: Sequence[RankingExample], pad_id: int,
+                        cfg: OptimConfig, device, logger=None) -> dict:
+    """Fine-tune a scalar head with the pairwise (Bradley–Terry) loss, one question per
+    batch element; returns the training history."""
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    opt, sched = _optimizer(model, cfg, steps_per_epoch * cfg.epochs)
+    stopper = _EarlyStopper(cfg.patience)
+    evals = _eval_points(steps_per_epoch, cfg.evals_per_epoch)
+    history, step, t0 = [], 0, time.time()
+    stop = False
+    for epoch in range(cfg.epochs):
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
+        for i in bar:
+            model.train()
+            members = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            flat = [seq for j in members for seq in train[j]]
+            ids, mask = pad_batch(flat, pad_id, device)
+            rewards = model(input_ids=ids, attention_mask=mask).logits[:, 0].float()  # [N]
+            losses, offset = [], 0
+            for j in members:
+                pairs = torch.tensor(train_ex[j].pairs, device=device)  # [P, 2]
+                r = rewards[offset : offset + len(train[j])]
+                # InstructGPT: all comparisons of a prompt form one batch element.
+                losses.append(-F.logsigmoid(r[pairs[:, 0]] - r[pairs[:, 1]]).mean())
+                offset += len(train[j])
+            loss = torch.stack(losses).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if logger:
+                logger.log({"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]}, step)
+            if i in evals:
+                m = pairwise_metrics(predict_rankings(model, dev, pad_id, device), dev_ex)
+                m.update(epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1))
+                history.append(m)
+                if logger:
+                    logger.log({f"dev/{k}": v for k, v in m.items()}, step)
+                tqdm.write(f"  step {step}: dev pairwise accuracy {m['pairwise_accuracy']:.3f} "
+                           f"(longer-wins {m['length_baseline']:.3f})")
+                if stopper.update(m["pairwise_accuracy"], model, step):
+                    stop = True
+                    break
+            step += 1
+        if stop:
+            break
+    if stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)
+    return {"history": history, "best_step": stopper.best_step, "best_dev_accuracy": stopper.best,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def save_checkpoint(model, tokenizer, meta: RMMetadata, directory) -> None:
+    """Hugging Face format (safetensors) + tokenizer + fgrlhf_rm.json, written to a temporary
+    folder and renamed into place, so an interrupted save never leaves a half checkpoint."""
+    import shutil
+    from pathlib import Path
+
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    meta.save(tmp)
+    if directory.exists():
+        old = directory.with_name(directory.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(directory)

@@ -1,0 +1,85 @@
+"""fgrlhf-rm end to end with a tiny local backbone: train → checkpoint → eval → RewardModel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fgrlhf.reward import RewardAggregator, RewardInputs
+from fgrlhf.reward.learned import RMMetadata, SegmentClassifierReward, SequenceReward
+from fgrlhf.segment import decode_with_offsets
+
+pytestmark = pytest.mark.slow
+
+
+def _rm(tmp_path, *overrides):
+    cmd = [sys.executable, "-m", "fgrlhf.cli.rm", f"hydra.run.dir={tmp_path}/hydra", "wandb.mode=offline",
+           "dev_questions=6", "test_questions=8", "rm.optim.epochs=1", "rm.optim.batch_size=8", *overrides]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1]), res
+
+
+@pytest.mark.parametrize("category, kind", [("relevance", "segment"), ("factuality", "segment"),
+                                            ("completeness", "sequence"), ("preference", "sequence")])
+def test_train_eval_and_load(tmp_path, tiny_bert_dir, small_feedback_file, category, kind):
+    ckpt = tmp_path / f"ckpt_{category}"
+    summary, res = _rm(tmp_path, f"rm={category}", f"backbone={tiny_bert_dir}", f"checkpoint={ckpt}",
+                       f"feedback_file={small_feedback_file}", "rm.max_length=256")
+    assert f"{category} trained in" in res.stdout
+    assert summary["rm"] == category and summary["split"] == "test"
+    # Checkpoint: HF weights (safetensors), tokenizer, metadata, the recorded split.
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "fgrlhf_rm.json", "split.json"):
+        assert (ckpt / name).exists(), name
+    meta = RMMetadata.load(ckpt)
+    assert meta.kind == kind and meta.category == category and meta.score_std > 0
+    split = json.loads((ckpt / "split.json").read_text())
+    assert len(split["test"]) == 8 and not set(split["test"]) & set(split["train"])
+    assert (tmp_path / "hydra" / "metrics.jsonl").exists()
+    if kind == "segment":
+        assert {"accuracy", "error_precision", "error_recall", "error_f1", "majority_baseline"} <= set(summary)
+    else:
+        assert {"pairwise_accuracy", "length_baseline", "n_pairs"} <= set(summary)
+
+    # Evaluation of the checkpoint on the whole file, as one JSON line.
+    ev, _ = _rm(tmp_path, "mode=eval", f"rm={category}", f"checkpoint={ckpt}",
+                f"feedback_file={small_feedback_file}", "eval_split=all")
+    assert ev["split"] == "all" and ev["checkpoint"] == str(ckpt)
+    if kind == "segment":
+        assert ev["n_segments"] > summary["n_segments"]
+    else:
+        assert ev["n_pairs"] > summary["n_pairs"]
+
+
+def test_learned_rewards_plug_into_the_aggregator(tmp_path, tiny_bert_dir, small_feedback_file, minilm_tokenizer,
+                                                  qa_feedback):
+    r1 = tmp_path / "r1"
+    r3 = tmp_path / "r3"
+    _rm(tmp_path, "rm=relevance", f"backbone={tiny_bert_dir}", f"checkpoint={r1}", f"feedback_file={small_feedback_file}")
+    _rm(tmp_path, "rm=completeness", f"backbone={tiny_bert_dir}", f"checkpoint={r3}",
+        f"feedback_file={small_feedback_file}", "rm.max_length=256")
+    rel = SegmentClassifierReward(r1, positive=0.3, negative=-0.3)
+    comp = SequenceReward(r3, scale=0.3)
+    agg = RewardAggregator({"relevance": rel, "completeness": comp})
+    exs = qa_feedback[:6]
+    texts = [ex.predictions[1] for ex in exs] + [""]
+    enc = minilm_tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    dec = decode_with_offsets(minilm_tokenizer, enc["input_ids"], enc["attention_mask"])
+    meta = [{"question": ex.question, "passages": ex.passages} for ex in exs] + [{"question": "q", "passages": []}]
+    out = agg(RewardInputs([m["question"] for m in meta], dec.texts, meta), dec)
+    assert out.total.shape == enc["input_ids"].shape
+    rel_scores = out.raw["relevance"].scores[out.raw["relevance"].mask]
+    assert all(abs(abs(x) - 0.3) < 1e-6 for x in rel_scores.tolist())
+    # one completeness score per non-empty answer, at its last token; none for the empty one
+    assert out.raw["completeness"].mask.sum(1).tolist() == [1] * 6 + [0]
+    assert out.total[-1].abs().sum() == 0
+    with pytest.raises(ValueError, match="not a segment classifier"):
+        SegmentClassifierReward(r3)
+    with pytest.raises(FileNotFoundError, match="not an fgrlhf reward-model checkpoint"):
+        SequenceReward(tmp_path)
