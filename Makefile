@@ -35,6 +35,7 @@ lint: install
 bench: install
 	$(PY) bench/bench_segment_align.py
 	$(PY) bench/bench_gae.py
+	$(PY) bench/bench_rewards.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -13,7 +13,6 @@ one JSON line. Evaluation prints the same line for any checkpoint and feedback f
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,6 +143,7 @@ def run(cfg: RMAppConfig) -> dict[str, Any]:
           f"examples from {len(data)} questions; backbone {cfg.backbone}; device {device}; "
           f"{torch.get_num_threads()} CPU threads")
     t0 = time.time()
+    torch.manual_seed(spec.optim.seed)  # the new head's initialisation is part of the run
     if kind == "segment":
         from transformers import AutoModelForTokenClassification
 
@@ -211,7 +211,11 @@ def _evaluate(cfg: RMAppConfig, checkpoint: Path, examples, questions, device, k
             raise ValueError(f"eval_split={part} needs the split the checkpoint was trained with, and "
                              f"{cfg.feedback_file} is not the file it was drawn from; use eval_split=all")
         examples = _select(examples, getattr(split, part))
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
 
     from fgrlhf.reward.encoding import SeparatorEncoder
 

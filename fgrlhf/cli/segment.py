@@ -42,7 +42,6 @@ ConfigStore.instance().store(name="segment_schema", node=SegmentConfig)
 
 def run(cfg: SegmentConfig) -> dict[str, Any]:
     """Do the work of the app; returns the summary it prints."""
-    import torch
     from tqdm import tqdm
     from transformers import AutoTokenizer
 

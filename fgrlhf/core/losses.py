@@ -102,7 +102,9 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     """
     logits = logits.float()
     probs = torch.softmax(logits, dim=-1)  # [B, T, V]
-    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)
+    # A −inf logit (a banned token) has probability 0 and contributes 0, not 0·(−inf) = NaN.
+    weighted = torch.where(probs > 0, probs * logits, torch.zeros((), device=logits.device))
+    return torch.logsumexp(logits, dim=-1) - weighted.sum(dim=-1)
 
 
 def logprobs_from_logits(logits: Tensor, labels: Tensor) -> Tensor:

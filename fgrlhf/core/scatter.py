@@ -35,9 +35,11 @@ def scatter_segment_scores(
                 f"scatter_segment_scores: a segment closes at token {int(idx.min())}.."
                 f"{int(idx.max())}, outside a response of {num_tokens} tokens"
             )
+    dense = torch.zeros(scores.shape[0], num_tokens, dtype=scores.dtype, device=scores.device)
+    if num_tokens == 0:  # an empty response tensor: every segment is padding (checked above)
+        return dense
     zero = torch.zeros((), dtype=scores.dtype, device=scores.device)
     values = torch.where(real, scores, zero)  # [B, S]
     # Padded segments point at token 0 with a 0 score: harmless under scatter_add.
     index = torch.where(real, token_index, torch.zeros_like(token_index)).long()  # [B, S]
-    dense = torch.zeros(scores.shape[0], num_tokens, dtype=scores.dtype, device=scores.device)
     return dense.scatter_add_(1, index, values)  # [B, T]

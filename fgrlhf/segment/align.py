@@ -16,9 +16,9 @@ bytes of a multi-byte character) has the same end as the token before it; a char
 from __future__ import annotations
 
 from bisect import bisect_left
-from itertools import accumulate
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 from torch import Tensor

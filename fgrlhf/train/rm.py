@@ -38,6 +38,7 @@ class OptimConfig:
     evals_per_epoch: int = 2
     seed: int = 0
     error_class_weight: float = 1.0  # >1 weighs the error class up in the segment loss
+    freeze_layers: int = 0  # freeze the embeddings and this many lowest encoder layers (0: none)
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,6 +115,27 @@ def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[Ranki
 # ---------------------------------------------------------------------------------------
 # Loops
 # ---------------------------------------------------------------------------------------
+def freeze_lower_layers(model, n_layers: int) -> int:
+    """Freeze the embeddings and the ``n_layers`` lowest transformer layers of an encoder
+    (BERT, RoBERTa, Longformer, DeBERTa, ... layouts). With a few hundred examples this
+    trains faster and overfits less. Returns the number of frozen parameters."""
+    if n_layers <= 0:
+        return 0
+    base = model.base_model
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    embeddings = getattr(base, "embeddings", None)
+    if layers is None or embeddings is None:
+        raise ValueError(f"freeze_layers: cannot find embeddings and encoder.layer in {type(base).__name__}")
+    if n_layers > len(layers):
+        raise ValueError(f"freeze_layers={n_layers}, but the encoder has {len(layers)} layers")
+    frozen = 0
+    for module in [embeddings, *layers[:n_layers]]:
+        for p in module.parameters():
+            p.requires_grad_(False)
+            frozen += p.numel()
+    return frozen
+
+
 def _optimizer(model, cfg: OptimConfig, total_steps: int):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -182,33 +204,31 @@ def _eval_points(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
     return {round((i + 1) * steps_per_epoch / k) - 1 for i in range(k)}
 
 
-def train_segment_model(model, train: Sequence[LabelledWindow], dev: Sequence[LabelledWindow], pad_id: int,
-                        cfg: OptimConfig, device, logger=None) -> dict:
-    """Fine-tune a token classifier at separators; returns the training history."""
+def _fit(model, n_train: int, batch_loss, evaluate, describe, cfg: OptimConfig, logger=None) -> dict:
+    """The loop both kinds share: shuffled minibatches of training indices, AdamW with warmup
+    and linear decay, grad-norm clipping, ``evals_per_epoch`` dev evaluations per epoch, early
+    stopping on the dev ``accuracy`` key, and the best state restored at the end.
+
+    ``batch_loss(indices)`` returns the loss of a minibatch (None if it has nothing to learn);
+    ``evaluate()`` returns dev metrics holding ``accuracy``; ``describe(metrics)`` a log line.
+    """
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    freeze_lower_layers(model, cfg.freeze_layers)
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     opt, sched = _optimizer(model, cfg, steps_per_epoch * cfg.epochs)
-    weight = torch.tensor([1.0, cfg.error_class_weight], device=device)
     stopper = _EarlyStopper(cfg.patience)
     evals = _eval_points(steps_per_epoch, cfg.evals_per_epoch)
     history, step, t0 = [], 0, time.time()
     stop = False
     for epoch in range(cfg.epochs):
-        order = list(range(len(train)))
+        order = list(range(n_train))
         rng.shuffle(order)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
         for i in bar:
             model.train()
-            batch = [train[j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
-            ids, mask = pad_batch([lw.window.input_ids for lw in batch], pad_id, device)
-            labels = torch.full_like(ids, IGNORE)  # [N, L]: only separators carry labels
-            for r, lw in enumerate(batch):
-                labels[r, lw.window.sep_positions] = torch.tensor(lw.labels, device=device)
-            logits = model(input_ids=ids, attention_mask=mask).logits  # [N, L, 2]
-            if bool((labels != IGNORE).any()):
-                loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), weight=weight,
-                                       ignore_index=IGNORE)
+            loss = batch_loss(order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
+            if loss is not None:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -218,14 +238,12 @@ def train_segment_model(model, train: Sequence[LabelledWindow], dev: Sequence[La
                     logger.log({"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]}, step)
             sched.step()
             if i in evals:
-                preds, golds, _ = predict_segments(model, dev, pad_id, device)
-                m = segment_metrics(preds, golds)
+                m = evaluate()
                 m.update(epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1))
                 history.append(m)
                 if logger:
                     logger.log({f"dev/{k}": v for k, v in m.items()}, step)
-                tqdm.write(f"  step {step}: dev accuracy {m['accuracy']:.3f} (majority {m['majority_baseline']:.3f}), "
-                           f"error F1 {m['error_f1']:.3f}")
+                tqdm.write(f"  step {step}: {describe(m)}")
                 if stopper.update(m["accuracy"], model, step):
                     stop = True
                     break
@@ -238,63 +256,59 @@ def train_segment_model(model, train: Sequence[LabelledWindow], dev: Sequence[La
             "seconds": round(time.time() - t0, 1)}
 
 
+def train_segment_model(model, train: Sequence[LabelledWindow], dev: Sequence[LabelledWindow], pad_id: int,
+                        cfg: OptimConfig, device, logger=None) -> dict:
+    """Fine-tune a token classifier at separators; returns the training history."""
+    weight = torch.tensor([1.0, cfg.error_class_weight], device=device)
+
+    def batch_loss(indices):
+        batch = [train[j] for j in indices]
+        ids, mask = pad_batch([lw.window.input_ids for lw in batch], pad_id, device)
+        labels = torch.full_like(ids, IGNORE)  # [N, L]: only separators carry labels
+        for r, lw in enumerate(batch):
+            labels[r, lw.window.sep_positions] = torch.tensor(lw.labels, device=device)
+        if not bool((labels != IGNORE).any()):
+            return None
+        logits = model(input_ids=ids, attention_mask=mask).logits  # [N, L, 2]
+        return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), weight=weight, ignore_index=IGNORE)
+
+    def evaluate():
+        preds, golds, _ = predict_segments(model, dev, pad_id, device)
+        return segment_metrics(preds, golds)
+
+    def describe(m):
+        return (f"dev accuracy {m['accuracy']:.3f} (majority {m['majority_baseline']:.3f}), "
+                f"error F1 {m['error_f1']:.3f}")
+
+    return _fit(model, len(train), batch_loss, evaluate, describe, cfg, logger)
+
+
 def train_ranking_model(model, train: Sequence[Sequence[Sequence[int]]], train_ex: Sequence[RankingExample],
                         dev: Sequence[Sequence[Sequence[int]]], dev_ex: Sequence[RankingExample], pad_id: int,
                         cfg: OptimConfig, device, logger=None) -> dict:
     """Fine-tune a scalar head with the pairwise (Bradley–Terry) loss, one question per
     batch element; returns the training history."""
-    rng = random.Random(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    opt, sched = _optimizer(model, cfg, steps_per_epoch * cfg.epochs)
-    stopper = _EarlyStopper(cfg.patience)
-    evals = _eval_points(steps_per_epoch, cfg.evals_per_epoch)
-    history, step, t0 = [], 0, time.time()
-    stop = False
-    for epoch in range(cfg.epochs):
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
-        for i in bar:
-            model.train()
-            members = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            flat = [seq for j in members for seq in train[j]]
-            ids, mask = pad_batch(flat, pad_id, device)
-            rewards = model(input_ids=ids, attention_mask=mask).logits[:, 0].float()  # [N]
-            losses, offset = [], 0
-            for j in members:
-                pairs = torch.tensor(train_ex[j].pairs, device=device)  # [P, 2]
-                r = rewards[offset : offset + len(train[j])]
-                # InstructGPT: all comparisons of a prompt form one batch element.
-                losses.append(-F.logsigmoid(r[pairs[:, 0]] - r[pairs[:, 1]]).mean())
-                offset += len(train[j])
-            loss = torch.stack(losses).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if logger:
-                logger.log({"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]}, step)
-            if i in evals:
-                m = pairwise_metrics(predict_rankings(model, dev, pad_id, device), dev_ex)
-                m.update(epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1))
-                history.append(m)
-                if logger:
-                    logger.log({f"dev/{k}": v for k, v in m.items()}, step)
-                tqdm.write(f"  step {step}: dev pairwise accuracy {m['pairwise_accuracy']:.3f} "
-                           f"(longer-wins {m['length_baseline']:.3f})")
-                if stopper.update(m["pairwise_accuracy"], model, step):
-                    stop = True
-                    break
-            step += 1
-        if stop:
-            break
-    if stopper.best_state is not None:
-        model.load_state_dict(stopper.best_state)
-    return {"history": history, "best_step": stopper.best_step, "best_dev_accuracy": stopper.best,
-            "seconds": round(time.time() - t0, 1)}
+
+    def batch_loss(indices):
+        ids, mask = pad_batch([seq for j in indices for seq in train[j]], pad_id, device)
+        rewards = model(input_ids=ids, attention_mask=mask).logits[:, 0].float()  # [N]
+        losses, offset = [], 0
+        for j in indices:
+            pairs = torch.tensor(train_ex[j].pairs, device=device)  # [P, 2]: (better, worse)
+            r = rewards[offset : offset + len(train[j])]
+            # InstructGPT: all comparisons of a prompt form one batch element.
+            losses.append(-F.logsigmoid(r[pairs[:, 0]] - r[pairs[:, 1]]).mean())
+            offset += len(train[j])
+        return torch.stack(losses).mean()
+
+    def evaluate():
+        m = pairwise_metrics(predict_rankings(model, dev, pad_id, device), dev_ex)
+        return {"accuracy": m["pairwise_accuracy"], **m}
+
+    def describe(m):
+        return f"dev pairwise accuracy {m['pairwise_accuracy']:.3f} (longer-wins {m['length_baseline']:.3f})"
+
+    return _fit(model, len(train), batch_loss, evaluate, describe, cfg, logger)
 
 
 def save_checkpoint(model, tokenizer, meta: RMMetadata, directory) -> None:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from fgrlhf.reward import RewardAggregator, RewardInputs
 from fgrlhf.reward.learned import RMMetadata, SegmentClassifierReward, SequenceReward

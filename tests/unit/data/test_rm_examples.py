@@ -9,12 +9,12 @@ from fgrlhf.data.rm_examples import (
     ERROR,
     IGNORE,
     NO_ERROR,
+    _bag,
     completeness_examples,
     containment,
     factuality_examples,
     preference_examples,
     relevance_examples,
-    _bag,
 )
 from fgrlhf.data.split import split_by_question
 from fgrlhf.segment import MultiGranularitySegmenter

@@ -12,9 +12,8 @@ from fgrlhf.reward import (
     RewardAggregator,
     RewardInputs,
     RunningNormalizer,
-    SegmentScores,
 )
-from fgrlhf.segment import DecodedResponses, Granularity
+from fgrlhf.segment import DecodedResponses
 
 
 def _decoded_by_words(texts: list[str], pad_to: int | None = None) -> DecodedResponses:
