@@ -12,7 +12,7 @@ PIP_QUIET := $(PY) -m pip install --quiet
 # Hide pip's notices about absent local mirror folders; real errors still stop the build.
 FILTER := grep -v -E "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean reward-models
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,13 @@ run: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The three reward models of the fine-grained reward (R1, R2, R3), trained on the bundled
+# QA-Feedback data into runs/rm/ unless a checkpoint is already there.
+reward-models: install
+	@for rm in relevance factuality completeness; do \
+	  if [ -f runs/rm/$$rm/fgrlhf_rm.json ]; then echo "runs/rm/$$rm exists"; \
+	  else $(VENV)/bin/fgrlhf-rm rm=$$rm || exit 1; fi; done
 
 lint: install
 	$(VENV)/bin/ruff check fgrlhf tests bench

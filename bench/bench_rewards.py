@@ -51,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answers", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast in the reward models")
     args = parser.parse_args()
     data = load_feedback(DATA_DIR / "qa_feedback" / "feedback.json")
     rows = [(ex, 1) for ex in data[-args.answers:]]  # prediction 2 of the last questions
@@ -63,8 +64,8 @@ def main() -> None:
         for cat in SPECS:
             path, what = checkpoint(cat, Path(scratch))
             print(f"{cat}: {what} checkpoint {path}")
-            rms[cat] = (SegmentClassifierReward(path, 0.3, -0.3) if SPECS[cat][0] == "segment"
-                        else SequenceReward(path, scale=0.3))
+            rms[cat] = (SegmentClassifierReward(path, 0.3, -0.3, bf16=args.bf16) if SPECS[cat][0] == "segment"
+                        else SequenceReward(path, scale=0.3, bf16=args.bf16))
         weights = {"relevance": 1.0, "factuality": 1.0, "completeness": 1.0}
         agg = RewardAggregator(rms, weights)
         times, per_rm = [], {k: [] for k in rms}
@@ -88,7 +89,7 @@ def main() -> None:
         total = statistics.median(times)
         segs = sum(n_segments.values())
         print(f"\n{len(texts)} answers, {segs} segments ({n_segments}), {torch.get_num_threads()} threads, "
-              f"median of {args.repeats}")
+              f"bf16 {args.bf16}, median of {args.repeats}")
         print(f"decode+segment {t_seg:.3f} s; " + ", ".join(
             f"{k} {statistics.median(v):.2f} s" for k, v in per_rm.items()))
         print(f"full fine-grained reward: {total:.2f} s per batch, {segs / total:.0f} segments/s, "

@@ -108,6 +108,9 @@ def run(cfg: RMAppConfig) -> dict[str, Any]:
     kind, granularity = CATEGORIES[spec.category]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # the new-head load report is expected here
     device = torch.device(cfg.device) if cfg.device else default_device()
     data = load_feedback(cfg.feedback_file)
     questions = [ex.question for ex in data]
@@ -159,11 +162,9 @@ def run(cfg: RMAppConfig) -> dict[str, Any]:
         stats = torch.tensor(probs, dtype=torch.float64)
         label_scheme = {"0": "no-error", "1": "error"}
     else:
-        from transformers import AutoModelForSequenceClassification
+        from fgrlhf.reward.learned import MeanPoolScorer
 
-        model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1).to(device)
-        if model.config.pad_token_id is None:
-            model.config.pad_token_id = pad_id
+        model = MeanPoolScorer.from_pretrained(backbone).to(device)
         tr, dv, te = (T.ranking_inputs(encoder, x, spec.use_passages) for x in (train_ex, dev_ex, test_ex))
         result = T.train_ranking_model(model, tr, train_ex, dv, dev_ex, pad_id, spec.optim, device, logger)
         train_seconds = time.time() - t0
@@ -197,7 +198,7 @@ def _evaluate(cfg: RMAppConfig, checkpoint: Path, examples, questions, device, k
     import torch  # noqa: F401
 
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint
-    from fgrlhf.reward.learned import RMMetadata
+    from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata
     from fgrlhf.train import rm as T
 
     meta = RMMetadata.load(checkpoint)
@@ -211,11 +212,7 @@ def _evaluate(cfg: RMAppConfig, checkpoint: Path, examples, questions, device, k
             raise ValueError(f"eval_split={part} needs the split the checkpoint was trained with, and "
                              f"{cfg.feedback_file} is not the file it was drawn from; use eval_split=all")
         examples = _select(examples, getattr(split, part))
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-    )
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from fgrlhf.reward.encoding import SeparatorEncoder
 
@@ -228,7 +225,7 @@ def _evaluate(cfg: RMAppConfig, checkpoint: Path, examples, questions, device, k
         preds, golds, _ = T.predict_segments(model, windows, pad_id, device)
         metrics = T.segment_metrics(preds, golds)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device)
+        model = MeanPoolScorer.from_pretrained(checkpoint).to(device)
         inputs = T.ranking_inputs(encoder, examples, meta.use_passages)
         metrics = T.pairwise_metrics(T.predict_rankings(model, inputs, pad_id, device), examples)
     return {"rm": meta.category, "split": part, "file": str(cfg.feedback_file), "checkpoint": str(checkpoint),

@@ -144,11 +144,10 @@ class SeparatorEncoder:
                 room -= len(ev_ids[i])
         return self._c_prefix + [t for i in sorted(chosen) for t in ev_ids[i]]
 
-    def encode_sequence(self, question: str, answer: str, evidence: Sequence[str] = ()) -> list[int]:
-        """One input for a sequence-level model: the answer as a single segment, never cut
-        unless it alone exceeds the window (then its end is cut)."""
-        windows = self.encode(question, answer, [(0, len(answer))] if answer.strip() else [], evidence)
-        return windows[0].input_ids
+    def encode_sequence(self, question: str, answer: str, evidence: Sequence[str] = ()) -> Window:
+        """One input for a sequence-level model: the answer as a single segment (its separator
+        marks where the answer starts), never cut unless it alone exceeds the window."""
+        return self.encode(question, answer, [(0, len(answer))] if answer.strip() else [], evidence)[0]
 
 
 def passage_evidence(passages: Sequence[Sequence[str]]) -> list[str]:

@@ -59,6 +59,64 @@ class RMMetadata:
             return cls(**json.load(f))
 
 
+class MeanPoolScorer(torch.nn.Module):
+    """A scalar reward head on the answer's mean token state and its length.
+
+    ``r = w · [mean_{t ∈ answer} h_t ; log(1 + n_answer)] + b``. The question and evidence
+    are read (attention) but only the answer's tokens are pooled: the answer is what is
+    judged. Mean pooling, not the ``[CLS]``/pooler output, because sentence encoders such as
+    all-MiniLM-L6-v2 are trained to summarise text by the mean of their token states; the
+    mean hides how much the answer says, so its length enters explicitly (completeness is
+    largely about how much of the needed information an answer holds). Saved as the
+    encoder's Hugging Face checkpoint plus ``score_head.safetensors``.
+    """
+
+    HEAD_FILE = "score_head.safetensors"
+
+    def __init__(self, encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.score = torch.nn.Linear(encoder.config.hidden_size + 1, 1)
+
+    @property
+    def base_model(self):
+        return self.encoder
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, pool_mask: Tensor | None = None):
+        """``pool_mask`` ``[N, L]`` marks the answer's tokens (default: all real tokens)."""
+        from types import SimpleNamespace
+
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [N, L, H]
+        pool = attention_mask if pool_mask is None else pool_mask
+        m = pool.unsqueeze(-1).to(hidden.dtype)  # [N, L, 1]
+        n = m.sum(dim=1)  # [N, 1]
+        pooled = (hidden * m).sum(dim=1) / n.clamp(min=1.0)  # [N, H]
+        features = torch.cat([pooled, torch.log1p(n)], dim=-1)  # [N, H + 1]
+        return SimpleNamespace(logits=self.score(features))  # [N, 1]
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> MeanPoolScorer:
+        """From a scorer checkpoint, or from a bare encoder (the head is then new)."""
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        model = cls(AutoModel.from_pretrained(path))
+        head = Path(path) / cls.HEAD_FILE
+        if head.exists():
+            model.score.load_state_dict(load_file(head))
+        return model
+
+    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
+        from safetensors.torch import save_file
+
+        self.encoder.save_pretrained(path, safe_serialization=safe_serialization)
+        save_file({k: v.contiguous() for k, v in self.score.state_dict().items()}, Path(path) / self.HEAD_FILE)
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -101,7 +159,8 @@ def _evidence(meta: RMMetadata, record: dict[str, Any]) -> list[str]:
 class _Loaded:
     """Loads the checkpoint, tokenizer and metadata; frozen, eval mode, chosen device."""
 
-    def __init__(self, checkpoint: str | Path, model_cls, device: str | None, batch_size: int) -> None:
+    def __init__(self, checkpoint: str | Path, model_cls, device: str | None, batch_size: int,
+                 bf16: bool = False) -> None:
         from transformers import AutoTokenizer
 
         self.checkpoint = str(checkpoint)
@@ -112,7 +171,12 @@ class _Loaded:
         self.model.requires_grad_(False)
         self.encoder = SeparatorEncoder(self.tokenizer, self.meta.max_length, self.meta.max_question_tokens)
         self.batch_size = batch_size
+        self.bf16 = bf16
         self.granularity = Granularity(self.meta.granularity)
+
+    def autocast(self):
+        """bfloat16 autocast for the forward passes when ``bf16`` (faster on recent CPUs and GPUs)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
 
 class SegmentClassifierReward(_Loaded):
@@ -120,10 +184,10 @@ class SegmentClassifierReward(_Loaded):
 
     def __init__(self, checkpoint: str | Path, positive: float = 0.3, negative: float = -0.3,
                  mode: Literal["label", "expected"] = "label", device: str | None = None,
-                 batch_size: int = 16) -> None:
+                 batch_size: int = 16, bf16: bool = False) -> None:
         from transformers import AutoModelForTokenClassification
 
-        super().__init__(checkpoint, AutoModelForTokenClassification, device, batch_size)
+        super().__init__(checkpoint, AutoModelForTokenClassification, device, batch_size, bf16)
         if self.meta.kind != "segment":
             raise ValueError(f"{checkpoint} holds a {self.meta.kind} model, not a segment classifier")
         if mode not in ("label", "expected"):
@@ -143,8 +207,9 @@ class SegmentClassifierReward(_Loaded):
                 owner.append(b)
         probs: list[list[float]] = [[0.0] * len(row) for row in spans]
         if windows:
-            logits = window_logits(self.model, windows, self.tokenizer.pad_token_id or 0, self.device,
-                                   self.batch_size)
+            with self.autocast():
+                logits = window_logits(self.model, windows, self.tokenizer.pad_token_id or 0, self.device,
+                                       self.batch_size)
             for w, b, lg in zip(windows, owner, logits):
                 p = torch.softmax(lg.float(), dim=-1)[:, 1].tolist()
                 for seg, pe in zip(w.segment_ids, p):
@@ -167,10 +232,8 @@ class SequenceReward(_Loaded):
     granularity = Granularity.SEQUENCE
 
     def __init__(self, checkpoint: str | Path, scale: float = 1.0, normalize: bool = True,
-                 device: str | None = None, batch_size: int = 16) -> None:
-        from transformers import AutoModelForSequenceClassification
-
-        super().__init__(checkpoint, AutoModelForSequenceClassification, device, batch_size)
+                 device: str | None = None, batch_size: int = 16, bf16: bool = False) -> None:
+        super().__init__(checkpoint, MeanPoolScorer, device, batch_size, bf16)
         if self.meta.kind != "sequence":
             raise ValueError(f"{checkpoint} holds a {self.meta.kind} model, not a sequence reward model")
         self.scale, self.normalize = scale, normalize
@@ -180,7 +243,8 @@ class SequenceReward(_Loaded):
                    metadata: Sequence[dict[str, Any]]) -> list[float]:
         seqs = [self.encoder.encode_sequence(q, t, _evidence(self.meta, m))
                 for q, t, m in zip(questions, texts, metadata)]
-        return sequence_scores(self.model, seqs, self.tokenizer.pad_token_id or 0, self.device, self.batch_size)
+        with self.autocast():
+            return sequence_scores(self.model, seqs, self.tokenizer.pad_token_id or 0, self.device, self.batch_size)
 
     def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores:
         questions = [m.get("question", p) for m, p in zip(inputs.metadata, inputs.prompts)]
@@ -193,15 +257,30 @@ class SequenceReward(_Loaded):
         return SegmentScores.from_lists(rows)
 
 
-def sequence_scores(model, seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device,
+def answer_mask(windows: Sequence[Window], width: int, device: torch.device) -> Tensor:
+    """``[N, width]``: 1 on each window's answer tokens, from its first separator to its end
+    (none for an empty answer)."""
+    mask = torch.zeros(len(windows), width, dtype=torch.long)
+    for i, w in enumerate(windows):
+        if w.sep_positions:
+            mask[i, w.sep_positions[0] : len(w.input_ids)] = 1
+    return mask.to(device)
+
+
+def score_windows(model, windows: Sequence[Window], pad_id: int, device: torch.device) -> Tensor:
+    """Scalar-head outputs ``[N]`` for one batch of sequence-level windows."""
+    ids, mask = pad_batch([w.input_ids for w in windows], pad_id, device)
+    return model(input_ids=ids, attention_mask=mask, pool_mask=answer_mask(windows, ids.shape[1], device)).logits[:, 0]
+
+
+def sequence_scores(model, windows: Sequence[Window], pad_id: int, device: torch.device,
                     batch_size: int) -> list[float]:
-    """Scalar-head outputs for id lists, batched by length."""
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    out = [0.0] * len(seqs)
+    """Scalar-head outputs for sequence-level windows, batched by length."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+    out = [0.0] * len(windows)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        ids, mask = pad_batch([seqs[i] for i in idx], pad_id, device)
-        scores = model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist()
+        scores = score_windows(model, [windows[i] for i in idx], pad_id, device).float().tolist()
         for i, s in zip(idx, scores):
             out[i] = s
     return out

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
-from fgrlhf.reward.learned import RMMetadata, pad_batch, sequence_scores, window_logits
+from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
 
 
 @dataclass
@@ -39,6 +39,9 @@ class OptimConfig:
     seed: int = 0
     error_class_weight: float = 1.0  # >1 weighs the error class up in the segment loss
     freeze_layers: int = 0  # freeze the embeddings and this many lowest encoder layers (0: none)
+    bf16: bool = False  # bfloat16 autocast for forward passes (CPU or CUDA); weights stay float32
+    head_lr: float | None = None  # learning rate of the new head (default: lr); a few hundred
+    # examples move a randomly initialised head too slowly at an encoder's fine-tuning rate
 
 
 # ---------------------------------------------------------------------------------------
@@ -61,8 +64,8 @@ def segment_windows(encoder: SeparatorEncoder, examples: Sequence[SegmentLabelEx
 
 
 def ranking_inputs(encoder: SeparatorEncoder, examples: Sequence[RankingExample],
-                   use_passages: bool) -> list[list[list[int]]]:
-    """Per example, the input ids of each of its answers."""
+                   use_passages: bool) -> list[list[Window]]:
+    """Per example, the input of each of its answers."""
     out = []
     for ex in examples:
         evidence = passage_evidence(ex.passages) if use_passages else []
@@ -98,18 +101,21 @@ def segment_metrics(predictions: Sequence[int], labels: Sequence[int]) -> dict[s
 
 
 def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[RankingExample]) -> dict[str, float]:
-    """Pairwise accuracy of the model (a tie in model score counts half), and of the
-    length-only baseline "the longer answer wins" (equal length counts half)."""
-    n = correct = length = 0.0
+    """Pairwise accuracy of the model (a tie in model score counts half), of the length-only
+    baseline "the longer answer wins" (equal length counts half), and of "the answer listed
+    first wins" (QA-Feedback's annotators favour the lower-numbered prediction)."""
+    n = correct = length = first = 0.0
     for s, ex in zip(scores, examples):
         for w, lo in ex.pairs:
             n += 1
             correct += 1.0 if s[w] > s[lo] else 0.5 if s[w] == s[lo] else 0.0
             lw, ll = len(ex.answers[w].split()), len(ex.answers[lo].split())
             length += 1.0 if lw > ll else 0.5 if lw == ll else 0.0
+            first += 1.0 if w < lo else 0.0
     if n == 0:
         return {"n_pairs": 0}
-    return {"n_pairs": int(n), "pairwise_accuracy": correct / n, "length_baseline": length / n}
+    return {"n_pairs": int(n), "pairwise_accuracy": correct / n, "length_baseline": length / n,
+            "first_listed_baseline": first / n}
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,12 +143,17 @@ def freeze_lower_layers(model, n_layers: int) -> int:
 
 
 def _optimizer(model, cfg: OptimConfig, total_steps: int):
-    decay, no_decay = [], []
+    encoder_ids = {id(p) for p in model.base_model.parameters()}
+    groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+            is_head = id(p) not in encoder_ids
+            decays = not (p.ndim < 2 or "LayerNorm" in name or "norm" in name)
+            groups.setdefault((is_head, decays), []).append(p)
+    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr
+    opt = torch.optim.AdamW([{"params": ps, "lr": head_lr if is_head else cfg.lr,
+                              "weight_decay": cfg.weight_decay if decays else 0.0}
+                             for (is_head, decays), ps in groups.items()])
     warmup = max(1, int(cfg.warmup_ratio * total_steps))
 
     def schedule(step: int) -> float:
@@ -169,7 +180,7 @@ def predict_segments(model, windows: Sequence[LabelledWindow], pad_id: int, devi
 
 
 @torch.no_grad()
-def predict_rankings(model, inputs: Sequence[Sequence[Sequence[int]]], pad_id: int, device,
+def predict_rankings(model, inputs: Sequence[Sequence[Window]], pad_id: int, device,
                      batch_size: int = 32) -> list[list[float]]:
     model.eval()
     flat = [seq for ex in inputs for seq in ex]
@@ -204,6 +215,11 @@ def _eval_points(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
     return {round((i + 1) * steps_per_epoch / k) - 1 for i in range(k)}
 
 
+def _autocast(cfg: OptimConfig, model):
+    device_type = next(model.parameters()).device.type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16)
+
+
 def _fit(model, n_train: int, batch_loss, evaluate, describe, cfg: OptimConfig, logger=None) -> dict:
     """The loop both kinds share: shuffled minibatches of training indices, AdamW with warmup
     and linear decay, grad-norm clipping, ``evals_per_epoch`` dev evaluations per epoch, early
@@ -227,7 +243,8 @@ def _fit(model, n_train: int, batch_loss, evaluate, describe, cfg: OptimConfig, 
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
         for i in bar:
             model.train()
-            loss = batch_loss(order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
+            with _autocast(cfg, model):
+                loss = batch_loss(order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
             if loss is not None:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -238,7 +255,8 @@ def _fit(model, n_train: int, batch_loss, evaluate, describe, cfg: OptimConfig, 
                     logger.log({"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]}, step)
             sched.step()
             if i in evals:
-                m = evaluate()
+                with _autocast(cfg, model):
+                    m = evaluate()
                 m.update(epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1))
                 history.append(m)
                 if logger:
@@ -283,15 +301,14 @@ def train_segment_model(model, train: Sequence[LabelledWindow], dev: Sequence[La
     return _fit(model, len(train), batch_loss, evaluate, describe, cfg, logger)
 
 
-def train_ranking_model(model, train: Sequence[Sequence[Sequence[int]]], train_ex: Sequence[RankingExample],
-                        dev: Sequence[Sequence[Sequence[int]]], dev_ex: Sequence[RankingExample], pad_id: int,
+def train_ranking_model(model, train: Sequence[Sequence[Window]], train_ex: Sequence[RankingExample],
+                        dev: Sequence[Sequence[Window]], dev_ex: Sequence[RankingExample], pad_id: int,
                         cfg: OptimConfig, device, logger=None) -> dict:
     """Fine-tune a scalar head with the pairwise (Bradley–Terry) loss, one question per
     batch element; returns the training history."""
 
     def batch_loss(indices):
-        ids, mask = pad_batch([seq for j in indices for seq in train[j]], pad_id, device)
-        rewards = model(input_ids=ids, attention_mask=mask).logits[:, 0].float()  # [N]
+        rewards = score_windows(model, [w for j in indices for w in train[j]], pad_id, device).float()  # [N]
         losses, offset = [], 0
         for j in indices:
             pairs = torch.tensor(train_ex[j].pairs, device=device)  # [P, 2]: (better, worse)

@@ -3,46 +3,34 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-
-import pytest
-
-from fgrlhf.paths import DATA_DIR
 
 
 def _run(tmp_path, *overrides):
     cmd = [sys.executable, "-m", "fgrlhf.cli.segment", f"hydra.run.dir={tmp_path}/run", *overrides]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-@pytest.fixture()
-def small_feedback(tmp_path):
-    with open(DATA_DIR / "qa_feedback" / "feedback.json") as f:
-        data = json.load(f)[:12]
-    path = tmp_path / "small_feedback.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def test_segment_app_prints_and_writes_the_table(tmp_path, small_feedback):
+def test_segment_app_prints_and_writes_the_table(tmp_path, small_feedback_file):
     out = tmp_path / "table.json"
-    res = _run(tmp_path, f"feedback_file={small_feedback}", f"output={out}", "sentence_splitter=punkt",
+    res = _run(tmp_path, f"feedback_file={small_feedback_file}", f"output={out}", "sentence_splitter=punkt",
                "weights.length=1.0")
     assert res.returncode == 0, res.stderr
     assert "granularity" in res.stdout and "subsentence" in res.stdout
     table = json.loads(out.read_text())
-    assert table["responses"] == 48
+    assert table["responses"] == 160  # 40 questions × 4 predictions
     g = table["granularities"]
-    assert g["sequence"]["segments"] == 48
-    assert g["subsentence"]["segments"] >= g["sentence"]["segments"] >= 48
+    assert g["sequence"]["segments"] == 160
+    assert g["subsentence"]["segments"] >= g["sentence"]["segments"] >= 160
     assert table["dense_sum_max_abs_error"] < 1e-4
     assert set(table["mean_reward_per_response"]) == {"repetition", "length"}
 
 
-def test_misspelt_key_is_an_error(tmp_path, small_feedback):
-    res = _run(tmp_path, f"feedback_file={small_feedback}", "sentense_splitter=punkt")
+def test_misspelt_key_is_an_error(tmp_path, small_feedback_file):
+    res = _run(tmp_path, f"feedback_file={small_feedback_file}", "sentense_splitter=punkt")
     assert res.returncode != 0
     assert "sentense_splitter" in res.stderr
 

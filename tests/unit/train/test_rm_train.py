@@ -1,0 +1,97 @@
+"""Reward-model training pieces: metrics by hand, layer freezing, the loops on a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fgrlhf.data.rm_examples import IGNORE, RankingExample
+from fgrlhf.reward.encoding import SeparatorEncoder
+from fgrlhf.train.rm import (
+    LabelledWindow,
+    OptimConfig,
+    freeze_lower_layers,
+    pairwise_metrics,
+    segment_metrics,
+    train_ranking_model,
+    train_segment_model,
+)
+
+
+def test_segment_metrics_by_hand():
+    preds = [1, 1, 0, 0, 1, 0, 1]
+    golds = [1, 0, 0, 1, 1, IGNORE, 0]
+    m = segment_metrics(preds, golds)
+    # scored: (1,1) (1,0) (0,0) (0,1) (1,1) (1,0) → correct 3 of 6; tp 2, fp 2, fn 1
+    assert m["n_segments"] == 6
+    assert m["accuracy"] == pytest.approx(3 / 6)
+    assert m["error_precision"] == pytest.approx(2 / 4)
+    assert m["error_recall"] == pytest.approx(2 / 3)
+    assert m["error_f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert m["majority_baseline"] == pytest.approx(3 / 6)
+    assert segment_metrics([1], [IGNORE]) == {"n_segments": 0}
+
+
+def test_pairwise_metrics_by_hand():
+    ex = RankingExample(0, "q", [], ["a b c", "a", "a b", "x y"], pairs=[(0, 1), (1, 2), (2, 3), (3, 0)])
+    scores = [[3.0, 1.0, 2.0, 2.0]]
+    m = pairwise_metrics(scores, [ex])
+    # model: 0>1 right, 1>2 wrong, 2=3 tie (half), 3>0 wrong → 1.5 / 4
+    assert m["pairwise_accuracy"] == pytest.approx(1.5 / 4)
+    # longer wins: 3>1 words right, 1<2 wrong, 2=2 half, 2<3 wrong → 1.5 / 4
+    assert m["length_baseline"] == pytest.approx(1.5 / 4)
+    assert m["n_pairs"] == 4
+    # first listed wins: (0,1) yes, (1,2) yes, (2,3) yes, (3,0) no → 3 / 4
+    assert m["first_listed_baseline"] == pytest.approx(3 / 4)
+
+
+def test_freeze_lower_layers(tiny_bert_dir):
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    frozen = freeze_lower_layers(model, 1)
+    layer0 = model.base_model.encoder.layer[0]
+    layer1 = model.base_model.encoder.layer[1]
+    assert all(not p.requires_grad for p in layer0.parameters())
+    assert all(not p.requires_grad for p in model.base_model.embeddings.parameters())
+    assert all(p.requires_grad for p in layer1.parameters())
+    assert all(p.requires_grad for p in model.classifier.parameters())
+    assert frozen == sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    with pytest.raises(ValueError, match="has 2 layers"):
+        freeze_lower_layers(model, 3)
+
+
+def test_segment_training_learns_a_separable_signal(tiny_bert_dir, minilm_tokenizer):
+    """Segments saying 'wrong' are errors, 'right' are not: the loop must learn that."""
+    from transformers import AutoModelForTokenClassification
+
+    torch.manual_seed(0)
+    enc = SeparatorEncoder(minilm_tokenizer, max_length=64)
+    data = []
+    for i in range(48):
+        words = ["right" if (i >> k) & 1 else "wrong" for k in range(3)]
+        answer = " ".join(f"{w} thing." for w in words)
+        spans = [(j * 13, j * 13 + 12) for j in range(3)]  # "right thing." is 12 chars, then a space
+        (w,) = enc.encode("question", answer, spans)
+        data.append(LabelledWindow(w, [0 if x == "right" else 1 for x in words]))
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    cfg = OptimConfig(lr=3e-3, epochs=20, batch_size=8, patience=100, evals_per_epoch=1)
+    result = train_segment_model(model, data[:40], data[40:], 0, cfg, torch.device("cpu"))
+    assert result["best_dev_accuracy"] == 1.0
+    assert result["history"][0]["step"] == 4 and len(result["history"]) == 20
+
+
+def test_ranking_training_learns_longer_is_better(tiny_bert_dir, minilm_tokenizer):
+    from fgrlhf.reward.learned import MeanPoolScorer
+
+    torch.manual_seed(0)
+    enc = SeparatorEncoder(minilm_tokenizer, max_length=64)
+    exs, inputs = [], []
+    for i in range(24):
+        answers = [" ".join(["good"] * n) for n in (1 + i % 3, 5, 9)]
+        exs.append(RankingExample(i, "q", [], answers, pairs=[(1, 0), (2, 0), (2, 1)]))
+        inputs.append([enc.encode_sequence("q", a) for a in answers])
+    model = MeanPoolScorer.from_pretrained(tiny_bert_dir)
+    cfg = OptimConfig(lr=3e-3, epochs=6, batch_size=4, patience=100, evals_per_epoch=1)
+    result = train_ranking_model(model, inputs[:20], exs[:20], inputs[20:], exs[20:], 0, cfg, torch.device("cpu"))
+    assert result["best_dev_accuracy"] == 1.0
