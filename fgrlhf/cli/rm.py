@@ -128,8 +128,11 @@ def run(cfg: RMAppConfig) -> dict[str, Any]:
         if split.fingerprint != questions_fingerprint(questions):
             raise ValueError(f"split {cfg.split_file} was drawn for another feedback file ({split.source})")
     else:
+        source = Path(cfg.feedback_file).resolve()
+        if source.is_relative_to(PROJECT_ROOT):  # bundled data: record it portably
+            source = source.relative_to(PROJECT_ROOT)
         split = split_by_question(questions, cfg.dev_questions, cfg.test_questions, cfg.split_seed,
-                                  source=str(cfg.feedback_file))
+                                  source=str(source))
     train_ex, dev_ex, test_ex = (_select(examples, getattr(split, part)) for part in ("train", "dev", "test"))
 
     from fgrlhf.paths import resolve_pretrained

@@ -1,0 +1,194 @@
+"""Policies: causal (GPT-2 style) and seq2seq (T5 style) language models behind one interface.
+
+A ``Policy`` generates ``Rollout``s and computes the log-probability of each generated
+token. Layout conventions (masks ``True`` = real token):
+
+- causal: ``query_ids`` ``[B, P]`` left-padded (so every response starts at column P),
+  ``response_ids`` ``[B, T]``; the model reads ``cat(query, response)``.
+- seq2seq: ``query_ids`` ``[B, P]`` right-padded encoder input; ``response_ids`` ``[B, T]``
+  are the decoder's tokens after the decoder start token.
+
+A response's mask covers its tokens up to and including the first EOS (the EOS is an
+action too: its log-prob is trained); everything after is padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from fgrlhf.core.losses import logprobs_from_logits
+
+PolicyKind = Literal["causal", "seq2seq"]
+
+
+@dataclass
+class SamplingConfig:
+    """How responses are drawn. Training: top-k 20, temperature 0.7, several samples per
+    prompt (the paper's QA-Feedback setting); evaluation: greedy (``do_sample=False``)."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = True
+    top_k: int = 20
+    top_p: float = 1.0
+    temperature: float = 0.7
+    num_samples: int = 1  # responses per prompt
+    no_repeat_ngram_size: int = 0
+
+
+@dataclass
+class Rollout:
+    """A batch of generated responses. Row b answers ``prompts[prompt_index[b]]``."""
+
+    prompts: list[str]
+    prompt_index: list[int]
+    query_ids: Tensor  # [B, P]
+    query_mask: Tensor  # [B, P] bool
+    response_ids: Tensor  # [B, T]
+    response_mask: Tensor  # [B, T] bool
+    truncated_prompts: int = 0  # prompts cut to the prompt-length limit
+
+    def to(self, device: torch.device | str) -> Rollout:
+        return Rollout(self.prompts, self.prompt_index, self.query_ids.to(device), self.query_mask.to(device),
+                       self.response_ids.to(device), self.response_mask.to(device), self.truncated_prompts)
+
+
+def response_mask_from_ids(response_ids: Tensor, eos_id: int | None, pad_id: int | None = None) -> Tensor:
+    """``[B, T]`` bool: true up to and including the first EOS of each row.
+
+    Without an EOS id every token is real except trailing ``pad_id`` tokens.
+    """
+    B, T = response_ids.shape
+    if eos_id is None:
+        if pad_id is None:
+            return torch.ones(B, T, dtype=torch.bool, device=response_ids.device)
+        return response_ids != pad_id
+    is_eos = (response_ids == eos_id).long()  # [B, T]
+    # Tokens strictly after the first EOS have a positive count of EOS before them.
+    eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # [B, T]
+    return eos_before == 0
+
+
+class Policy:
+    """A Hugging Face LM plus its tokenizer, causal or seq2seq."""
+
+    def __init__(self, model, tokenizer, kind: PolicyKind, max_prompt_tokens: int = 512) -> None:
+        if kind not in ("causal", "seq2seq"):
+            raise ValueError(f"policy kind must be 'causal' or 'seq2seq', not {kind!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.kind: PolicyKind = kind
+        self.max_prompt_tokens = max_prompt_tokens
+        if tokenizer.pad_token_id is None:
+            # Causal LMs often ship without a pad token; padding is masked out everywhere.
+            tokenizer.pad_token = tokenizer.eos_token
+        if kind == "causal":
+            tokenizer.padding_side = "left"
+        self.eos_id = tokenizer.eos_token_id if kind == "causal" else (
+            model.config.eos_token_id if model.config.eos_token_id is not None else tokenizer.eos_token_id)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, kind: PolicyKind | Literal["auto"] = "auto",
+                        max_prompt_tokens: int = 512, device: str | torch.device | None = None) -> Policy:
+        """Load any Hugging Face checkpoint (local path or hub id). ``auto`` picks seq2seq
+        for encoder-decoder configs, causal otherwise."""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        from fgrlhf.paths import resolve_pretrained
+
+        path = resolve_pretrained(name_or_path)
+        if kind == "auto":
+            kind = "seq2seq" if getattr(AutoConfig.from_pretrained(path), "is_encoder_decoder", False) else "causal"
+        model_cls = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+        model = model_cls.from_pretrained(path)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, AutoTokenizer.from_pretrained(path), kind, max_prompt_tokens)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor, int]:
+        """Tokenised prompts ``[B, P]`` and mask, cut to ``max_prompt_tokens`` (the end is cut:
+        prompts open with the question). Returns how many were cut."""
+        full = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        truncated = sum(1 for ids in full if len(ids) > self.max_prompt_tokens)
+        enc = self.tokenizer(list(prompts), add_special_tokens=True, padding=True, truncation=True,
+                             max_length=self.max_prompt_tokens, return_tensors="pt")
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device).bool(), truncated
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], sampling: SamplingConfig) -> Rollout:
+        """Sample ``sampling.num_samples`` responses per prompt."""
+        was_training = self.model.training
+        self.model.eval()
+        query_ids, query_mask, truncated = self.encode_prompts(prompts)
+        n = sampling.num_samples
+        query_ids = query_ids.repeat_interleave(n, dim=0)  # [B·n, P]
+        query_mask = query_mask.repeat_interleave(n, dim=0)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos_id)
+        if sampling.do_sample:
+            kwargs.update(top_k=sampling.top_k, top_p=sampling.top_p, temperature=sampling.temperature)
+        if sampling.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = sampling.no_repeat_ngram_size
+        out = self.model.generate(input_ids=query_ids, attention_mask=query_mask.long(), **kwargs)
+        if self.kind == "causal":
+            response = out[:, query_ids.shape[1]:]  # [B·n, T]
+        else:
+            response = out[:, 1:]  # drop the decoder start token
+        if response.shape[1] == 0:  # nothing generated at all: keep a [B, 1] padded tensor
+            response = torch.full((out.shape[0], 1), self.tokenizer.pad_token_id, device=out.device)
+            mask = torch.zeros_like(response, dtype=torch.bool)
+        else:
+            mask = response_mask_from_ids(response, self.eos_id)
+        response = torch.where(mask, response, torch.full_like(response, self.tokenizer.pad_token_id))
+        self.model.train(was_training)
+        index = [i for i in range(len(prompts)) for _ in range(n)]
+        return Rollout(list(prompts), index, query_ids, query_mask, response, mask, truncated)
+
+    def forward(self, rollout: Rollout, model=None, output_hidden_states: bool = False):
+        """Logits ``[B, T, V]`` predicting each response token (and the last hidden states
+        ``[B, T, H]`` at those positions when asked). ``model`` defaults to the policy's own
+        (pass the reference copy to score with it)."""
+        model = model if model is not None else self.model
+        q, qm, r, rm = rollout.query_ids, rollout.query_mask, rollout.response_ids, rollout.response_mask
+        T = r.shape[1]
+        if self.kind == "causal":
+            ids = torch.cat([q, r], dim=1)  # [B, P + T]
+            mask = torch.cat([qm, rm], dim=1).long()
+            # Left padding: positions count real tokens only.
+            position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                        output_hidden_states=output_hidden_states)
+            P = q.shape[1]
+            logits = out.logits[:, P - 1 : P - 1 + T]  # position t predicts token t + 1
+            hidden = out.hidden_states[-1][:, P - 1 : P - 1 + T] if output_hidden_states else None
+        else:
+            start = model.config.decoder_start_token_id
+            if start is None:
+                start = self.tokenizer.pad_token_id
+            dec_in = torch.cat([torch.full_like(r[:, :1], start), r[:, :-1]], dim=1)  # [B, T]
+            dec_mask = torch.cat([torch.ones_like(rm[:, :1]), rm[:, :-1]], dim=1).long()
+            out = model(input_ids=q, attention_mask=qm.long(), decoder_input_ids=dec_in,
+                        decoder_attention_mask=dec_mask, output_hidden_states=output_hidden_states)
+            logits = out.logits
+            hidden = out.decoder_hidden_states[-1] if output_hidden_states else None
+        return logits, hidden
+
+    def logprobs(self, rollout: Rollout, model=None) -> Tensor:
+        """``log π(y_t | x, y_<t)`` for every response token: ``[B, T]`` (0 at padding)."""
+        logits, _ = self.forward(rollout, model)
+        lp = logprobs_from_logits(logits, rollout.response_ids)  # [B, T]
+        return torch.where(rollout.response_mask, lp, torch.zeros_like(lp))
+
+    def decode(self, rollout: Rollout):
+        """The responses' texts with per-token char offsets (for segmentation)."""
+        from fgrlhf.segment import decode_with_offsets
+
+        return decode_with_offsets(self.tokenizer, rollout.response_ids, rollout.response_mask)

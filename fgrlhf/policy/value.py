@@ -1,0 +1,82 @@
+"""The value function and the frozen reference policy.
+
+``ValueModel`` predicts V(x, y_≤t) for every response token from an LM's last hidden states:
+- ``separate`` (the paper's setup: a T5-base value model beside a T5-large policy): its own
+  backbone, run with the policy's layout;
+- ``shared``: a head on the policy's own hidden states, computed in the same forward pass as
+  the log-probs (cheaper; policy and value gradients then meet in the trunk).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from fgrlhf.policy.model import Policy, Rollout
+
+
+class ValueModel(nn.Module):
+    """A linear value head, on its own backbone or on the policy's hidden states."""
+
+    def __init__(self, hidden_size: int, backbone: nn.Module | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(hidden_size, 1)
+        # Start at V = 0 everywhere: the first advantages are then the rewards themselves,
+        # not noise from a random head.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def shared(self) -> bool:
+        return self.backbone is None
+
+    @classmethod
+    def for_policy(cls, policy: Policy, separate: bool, backbone_path: str | None = None) -> ValueModel:
+        """A value model for ``policy``: ``separate`` loads ``backbone_path`` (default: a copy
+        of the policy's own weights) as an LM of the same kind, with the same tokenizer."""
+        if not separate:
+            return cls(_hidden_size(policy.model))
+        if backbone_path is None:
+            backbone = copy.deepcopy(policy.model)
+        else:
+            from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+            from fgrlhf.paths import resolve_pretrained
+
+            model_cls = AutoModelForSeq2SeqLM if policy.kind == "seq2seq" else AutoModelForCausalLM
+            backbone = model_cls.from_pretrained(resolve_pretrained(backbone_path)).to(policy.device)
+        return cls(_hidden_size(backbone), backbone).to(policy.device)
+
+    def forward(self, policy: Policy, rollout: Rollout, policy_hidden: Tensor | None = None) -> Tensor:
+        """Values ``[B, T]`` (0 at padding). A shared head needs ``policy_hidden`` ``[B, T, H]``
+        from ``policy.forward(..., output_hidden_states=True)``."""
+        if self.backbone is None:
+            if policy_hidden is None:
+                raise ValueError("a shared value head needs the policy's hidden states")
+            hidden = policy_hidden
+        else:
+            _, hidden = policy.forward(rollout, model=self.backbone, output_hidden_states=True)
+        values = self.head(hidden.float()).squeeze(-1)  # [B, T]
+        return torch.where(rollout.response_mask, values, torch.zeros_like(values))
+
+
+def _hidden_size(model: nn.Module) -> int:
+    config = model.config
+    for key in ("hidden_size", "d_model", "n_embd"):
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    decoder = getattr(config, "decoder", None)  # EncoderDecoderModel keeps sizes per side
+    if decoder is not None:
+        return int(decoder.hidden_size)
+    raise ValueError(f"cannot find the hidden size of {type(model).__name__}")
+
+
+def make_reference(policy: Policy) -> nn.Module:
+    """A frozen copy of the policy's current weights, in eval mode (KL anchor)."""
+    ref = copy.deepcopy(policy.model)
+    ref.eval()
+    ref.requires_grad_(False)
+    return ref

@@ -1,0 +1,92 @@
+"""Policies: generation layout, masks, and log-probs that match what generation computed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fgrlhf.policy import Policy, SamplingConfig, response_mask_from_ids
+
+PROMPTS = ["question: who sang it? context: a song", "question: when was the tower built in paris, france?"]
+
+
+@pytest.fixture(scope="module")
+def tiny_causal(tmp_path_factory, qa_feedback):
+    from fgrlhf.policy.tiny import build_tiny_gpt2
+
+    texts = [p for ex in qa_feedback[:60] for p in ex.predictions]
+    path = build_tiny_gpt2(tmp_path_factory.mktemp("gpt"), texts, vocab_size=1500, n_layer=2, n_embd=64, n_head=2)
+    return Policy.from_pretrained(str(path))
+
+
+@pytest.fixture(scope="module")
+def tiny_seq2seq(tmp_path_factory, tiny_bert_dir, minilm_tokenizer):
+    from transformers import EncoderDecoderModel
+
+    torch.manual_seed(0)
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(tiny_bert_dir), str(tiny_bert_dir))
+    for cfg in (model.config, model.generation_config):
+        cfg.decoder_start_token_id = minilm_tokenizer.cls_token_id
+        cfg.eos_token_id = minilm_tokenizer.sep_token_id
+        cfg.pad_token_id = minilm_tokenizer.pad_token_id
+    path = tmp_path_factory.mktemp("s2s")
+    model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return Policy.from_pretrained(str(path))
+
+
+def test_response_mask_keeps_the_first_eos_and_nothing_after():
+    ids = torch.tensor([[5, 6, 2, 7, 2], [5, 5, 5, 5, 5], [2, 9, 9, 9, 9]])
+    expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    assert torch.equal(response_mask_from_ids(ids, eos_id=2), expected)
+    assert torch.equal(response_mask_from_ids(torch.tensor([[4, 4, 0, 0]]), None, pad_id=0),
+                       torch.tensor([[True, True, False, False]]))
+
+
+@pytest.mark.parametrize("which", ["tiny_causal", "tiny_seq2seq"])
+def test_logprobs_match_the_generation_scores(request, which):
+    """Greedy decoding's own per-step logits, at the chosen tokens, are the log-probs the
+    policy computes afterwards from (query, response): the layouts line up."""
+    policy: Policy = request.getfixturevalue(which)
+    torch.manual_seed(0)
+    rollout = policy.generate(PROMPTS, SamplingConfig(max_new_tokens=10, do_sample=False))
+    q_mask = rollout.query_mask.long()
+    out = policy.model.generate(input_ids=rollout.query_ids, attention_mask=q_mask, max_new_tokens=10,
+                                do_sample=False, output_logits=True, return_dict_in_generate=True,
+                                pad_token_id=policy.tokenizer.pad_token_id, eos_token_id=policy.eos_id)
+    step_logits = torch.stack(out.logits, dim=1).float()  # [B, T, V]
+    T = rollout.response_ids.shape[1]
+    expected = torch.log_softmax(step_logits[:, :T], -1).gather(-1, rollout.response_ids.unsqueeze(-1)).squeeze(-1)
+    got = policy.logprobs(rollout)
+    m = rollout.response_mask
+    torch.testing.assert_close(got[m], expected[m], atol=1e-4, rtol=1e-4)
+    assert bool((got[~m] == 0).all())
+
+
+def test_causal_layout_left_pads_prompts(tiny_causal):
+    rollout = tiny_causal.generate(PROMPTS, SamplingConfig(max_new_tokens=6, num_samples=3))
+    assert rollout.prompt_index == [0, 0, 0, 1, 1, 1]
+    assert rollout.query_ids.shape[0] == 6 and rollout.response_ids.shape == (6, 6)
+    # the shorter prompt is padded on the left, so its last column is real
+    assert bool(rollout.query_mask[:, -1].all()) and not bool(rollout.query_mask[0, 0])
+    dec = tiny_causal.decode(rollout)
+    assert len(dec.texts) == 6 and all(len(e) == int(m.sum()) for e, m in zip(dec.char_ends, rollout.response_mask))
+
+
+def test_long_prompts_are_cut_and_counted(tiny_causal):
+    tiny_causal.max_prompt_tokens = 8
+    try:
+        rollout = tiny_causal.generate(["question: " + "word " * 50, "short"], SamplingConfig(max_new_tokens=2))
+    finally:
+        tiny_causal.max_prompt_tokens = 512
+    assert rollout.truncated_prompts == 1 and rollout.query_ids.shape[1] == 8
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny_seq2seq):
+    cfg = SamplingConfig(max_new_tokens=8, top_k=20, temperature=0.7, num_samples=2)
+    torch.manual_seed(1)
+    a = tiny_seq2seq.generate(PROMPTS, cfg)
+    torch.manual_seed(1)
+    b = tiny_seq2seq.generate(PROMPTS, cfg)
+    assert torch.equal(a.response_ids, b.response_ids)
+    assert a.response_ids.shape[0] == 4
