@@ -122,6 +122,19 @@ class Policy:
                              max_length=self.max_prompt_tokens, return_tensors="pt")
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device).bool(), truncated
 
+    def teacher_forced(self, prompts: Sequence[str], answers: Sequence[str], max_answer_tokens: int = 256) -> Rollout:
+        """A ``Rollout`` whose responses are the given answers (each ending with EOS): the
+        layout for supervised fine-tuning and the PPO-ptx term, identical to sampled ones."""
+        query_ids, query_mask, truncated = self.encode_prompts(prompts)
+        enc = self.tokenizer(list(answers), add_special_tokens=False, truncation=True,
+                             max_length=max_answer_tokens - 1)["input_ids"]
+        rows = [ids + [self.eos_id] for ids in enc]
+        T = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        response = torch.tensor([r + [pad] * (T - len(r)) for r in rows], device=self.device)
+        mask = torch.tensor([[True] * len(r) + [False] * (T - len(r)) for r in rows], device=self.device)
+        return Rollout(list(prompts), list(range(len(prompts))), query_ids, query_mask, response, mask, truncated)
+
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], sampling: SamplingConfig) -> Rollout:
         """Sample ``sampling.num_samples`` responses per prompt."""

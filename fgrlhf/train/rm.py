@@ -24,6 +24,7 @@ from tqdm import tqdm
 from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
+from fgrlhf.train.checkpoint import atomic_save_dir
 
 
 @dataclass
@@ -329,25 +330,12 @@ def train_ranking_model(model, train: Sequence[Sequence[Window]], train_ex: Sequ
 
 
 def save_checkpoint(model, tokenizer, meta: RMMetadata, directory) -> None:
-    """Hugging Face format (safetensors) + tokenizer + fgrlhf_rm.json, written to a temporary
-    folder and renamed into place, so an interrupted save never leaves a half checkpoint."""
-    import shutil
-    from pathlib import Path
+    """Hugging Face format (safetensors) + tokenizer + fgrlhf_rm.json, written atomically:
+    an interrupted save never leaves a half checkpoint."""
 
-    directory = Path(directory)
-    tmp = directory.with_name(directory.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    meta.save(tmp)
-    if directory.exists():
-        old = directory.with_name(directory.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(directory)
+    def write(tmp) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        meta.save(tmp)
+
+    atomic_save_dir(directory, write)
