@@ -1,0 +1,44 @@
+"""Training tasks: prompts and the metadata reward models and metrics read.
+
+A task example is ``(prompt, metadata)``; QA-Feedback's metadata holds the question, the
+passages as ``[title, sentence_1, ...]`` lists (the layout of the feedback files, which the
+reward models' evidence selection reads) and the reference answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgrlhf.data.qa_feedback import load_prompts
+from fgrlhf.data.split import QuestionSplit, split_by_question
+
+
+@dataclass
+class TaskExample:
+    prompt: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None) -> list[TaskExample]:
+    """QA-Feedback prompts (``train.json`` / ``dev.json`` / ``test.json`` format)."""
+    from fgrlhf.segment import SpacySentenceSegmenter
+
+    seg = sentence_segmenter or SpacySentenceSegmenter()
+    prompts = load_prompts(prompts_file)
+    out = []
+    for p in prompts:
+        passages = []
+        for psg in p.passages:
+            content = str(psg.get("content", ""))
+            title = str(psg.get("wikipage", ""))
+            passages.append([title, *(content[s:e] for s, e in seg(content))])
+        out.append(TaskExample(p.text, {"question": p.question, "passages": passages, "references": p.references}))
+    return out
+
+
+def split_task(examples: list[TaskExample], dev: int, test: int, seed: int) -> tuple[QuestionSplit, dict]:
+    """The question split (same seed and sizes as the reward models and SFT) and the parts."""
+    split = split_by_question([ex.metadata["question"] for ex in examples], dev, test, seed)
+    return split, {part: [examples[i] for i in getattr(split, part)] for part in ("train", "dev", "test")}
