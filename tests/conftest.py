@@ -62,3 +62,13 @@ def small_feedback_file(tmp_path):
     path = tmp_path / "small_feedback.json"
     path.write_text(json.dumps(data))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory, qa_feedback):
+    """A 2-layer GPT-2 with a byte-level BPE (1,500 tokens) trained here on bundled answers."""
+    from fgrlhf.policy.tiny import build_tiny_gpt2
+
+    texts = [p for ex in qa_feedback[:60] for p in ex.predictions]
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"), texts, vocab_size=1500, n_layer=2, n_embd=64,
+                           n_head=2)

@@ -13,12 +13,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_sft_lowers_dev_loss_and_saves_a_loadable_policy(tmp_path, qa_feedback):
+def test_sft_lowers_dev_loss_and_saves_a_loadable_policy(tmp_path, tiny_gpt2_dir):
     from fgrlhf.policy import Policy, SamplingConfig
-    from fgrlhf.policy.tiny import build_tiny_gpt2
 
-    texts = [p for ex in qa_feedback[:80] for p in (*ex.predictions, ex.gold)]
-    base = build_tiny_gpt2(tmp_path / "base", texts, vocab_size=2000, n_layer=2, n_embd=64, n_head=2)
+    base = tiny_gpt2_dir
     out = tmp_path / "sft"
     cmd = [sys.executable, "-m", "fgrlhf.cli.sft", f"hydra.run.dir={tmp_path}/hydra", f"policy.init={base}",
            f"output={out}", "sft.epochs=1", "sft.batch_size=16", "sft.lr=1e-3", "sft.max_answer_tokens=48",

@@ -14,14 +14,6 @@ pytestmark = pytest.mark.slow
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def tiny_policy(tmp_path_factory, qa_feedback):
-    from fgrlhf.policy.tiny import build_tiny_gpt2
-
-    texts = [p for ex in qa_feedback[:60] for p in ex.predictions]
-    return build_tiny_gpt2(tmp_path_factory.mktemp("gpt"), texts, vocab_size=1500, n_layer=2, n_embd=64, n_head=2)
-
-
 def _train(*args, cwd):
     cmd = [sys.executable, "-m", "fgrlhf.cli.train", *args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
@@ -33,8 +25,8 @@ FAST = ["experiment=tiny", "iterations=2", "task.prompts_per_iteration=2", "samp
         "save_policy=false"]
 
 
-def test_weight_sweep_writes_one_folder_per_run(tmp_path, tiny_policy):
-    res = _train("-m", *FAST, f"policy.init={tiny_policy}", "reward.weights.relevance=0.1,0.3",
+def test_weight_sweep_writes_one_folder_per_run(tmp_path, tiny_gpt2_dir):
+    res = _train("-m", *FAST, f"policy.init={tiny_gpt2_dir}", "reward.weights.relevance=0.1,0.3",
                  f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     summaries = sorted((tmp_path / "sweep").glob("*/metrics.json"))
@@ -46,8 +38,8 @@ def test_weight_sweep_writes_one_folder_per_run(tmp_path, tiny_policy):
         assert len(lines) == 2 and "reward/relevance" in json.loads(lines[-1])
 
 
-def test_a_users_reward_model_plugs_in_by_config_only(tmp_path, tiny_policy):
-    res = _train(*FAST, f"policy.init={tiny_policy}", f"hydra.run.dir={tmp_path}/run",
+def test_a_users_reward_model_plugs_in_by_config_only(tmp_path, tiny_gpt2_dir):
+    res = _train(*FAST, f"policy.init={tiny_gpt2_dir}", f"hydra.run.dir={tmp_path}/run",
                  "+reward.models.digits._target_=plugins.lab_rewards.DigitPenalty", "+reward.models.digits.penalty=0.5",
                  "+reward.weights.digits=2.0", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -55,6 +47,6 @@ def test_a_users_reward_model_plugs_in_by_config_only(tmp_path, tiny_policy):
     assert "reward/digits" in summary["final"] and summary["weights"]["digits"] == 2.0
 
 
-def test_misspelt_keys_are_errors(tmp_path, tiny_policy):
-    res = _train(*FAST, f"policy.init={tiny_policy}", "ppo.kl_coeff=0.1", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+def test_misspelt_keys_are_errors(tmp_path, tiny_gpt2_dir):
+    res = _train(*FAST, f"policy.init={tiny_gpt2_dir}", "ppo.kl_coeff=0.1", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert res.returncode != 0 and "kl_coeff" in res.stderr

@@ -11,12 +11,8 @@ PROMPTS = ["question: who sang it? context: a song", "question: when was the tow
 
 
 @pytest.fixture(scope="module")
-def tiny_causal(tmp_path_factory, qa_feedback):
-    from fgrlhf.policy.tiny import build_tiny_gpt2
-
-    texts = [p for ex in qa_feedback[:60] for p in ex.predictions]
-    path = build_tiny_gpt2(tmp_path_factory.mktemp("gpt"), texts, vocab_size=1500, n_layer=2, n_embd=64, n_head=2)
-    return Policy.from_pretrained(str(path))
+def tiny_causal(tiny_gpt2_dir):
+    return Policy.from_pretrained(str(tiny_gpt2_dir))
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,10 @@ PROMPTS = ["question: who sang it?", "question: when was the tower built?"]
 
 
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory, qa_feedback):
+def policy(tiny_gpt2_dir):
     from fgrlhf.policy import Policy
-    from fgrlhf.policy.tiny import build_tiny_gpt2
 
-    texts = [p for ex in qa_feedback[:40] for p in ex.predictions]
-    path = build_tiny_gpt2(tmp_path_factory.mktemp("gpt"), texts, vocab_size=1000, n_layer=2, n_embd=32, n_head=2)
-    return Policy.from_pretrained(str(path))
+    return Policy.from_pretrained(str(tiny_gpt2_dir))
 
 
 def test_new_value_head_starts_at_zero_and_masks_padding(policy):
@@ -36,7 +33,7 @@ def test_new_value_head_starts_at_zero_and_masks_padding(policy):
 def test_shared_head_reads_the_policy_hidden_states(policy):
     rollout = policy.generate(PROMPTS, SamplingConfig(max_new_tokens=5))
     value = ValueModel.for_policy(policy, separate=False)
-    assert value.shared and sum(p.numel() for p in value.parameters()) == 32 + 1
+    assert value.shared and sum(p.numel() for p in value.parameters()) == 64 + 1
     with pytest.raises(ValueError, match="needs the policy's hidden states"):
         value(policy, rollout)
     logits, hidden = policy.forward(rollout, output_hidden_states=True)

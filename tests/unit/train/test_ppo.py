@@ -24,18 +24,10 @@ def test_penalised_rewards_by_hand():
     torch.testing.assert_close(kl3[mask], kl_per_token(lp, ref, "k3")[mask])
 
 
-@pytest.fixture(scope="module")
-def tiny_policy_path(tmp_path_factory, qa_feedback):
-    from fgrlhf.policy.tiny import build_tiny_gpt2
-
-    texts = [p for ex in qa_feedback[:60] for p in ex.predictions]
-    return build_tiny_gpt2(tmp_path_factory.mktemp("gpt"), texts, vocab_size=1500, n_layer=2, n_embd=64, n_head=2)
-
-
 @pytest.mark.parametrize("separate_value", [True, False])
-def test_iterations_run_update_and_report(tiny_policy_path, separate_value):
+def test_iterations_run_update_and_report(tiny_gpt2_dir, separate_value):
     torch.manual_seed(0)
-    policy = Policy.from_pretrained(str(tiny_policy_path), max_prompt_tokens=32)
+    policy = Policy.from_pretrained(str(tiny_gpt2_dir), max_prompt_tokens=32)
     value = ValueModel.for_policy(policy, separate=separate_value)
     ref = make_reference(policy)
     agg = RewardAggregator({"relevance": KeywordReward(["the"], granularity="subsentence", hit=0.3, miss=-0.3),
