@@ -72,6 +72,8 @@ class TrainAppConfig:
     device: str | None = None
     threads: int | None = None
     save_policy: bool = True
+    checkpoint_every: int = 0  # iterations between resumable checkpoints (0: none)
+    resume: str | None = None  # a checkpoint folder written by checkpoint_every
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
@@ -88,6 +90,32 @@ def build_aggregator(cfg: RewardConfig):
     normalizers = {k: make_normalizer(**dict(v)) for k, v in cfg.normalize.items()}
     segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
     return RewardAggregator(rewards, dict(cfg.weights), normalizers, segmenter)
+
+
+def save_checkpoint(directory: Path, policy, state: dict[str, Any]) -> None:
+    """The policy (Hugging Face format) and ``trainer.pt`` (optimizer, scheduler, KL
+    controller, normalisers, value model, RNG states, data position, metric history),
+    replaced atomically: a crash mid-save leaves the previous checkpoint loadable."""
+    import torch
+
+    from fgrlhf.train.checkpoint import atomic_save_dir
+
+    def write(tmp: Path) -> None:
+        policy.model.save_pretrained(tmp / "policy")
+        policy.tokenizer.save_pretrained(tmp / "policy")
+        torch.save(state, tmp / "trainer.pt")
+
+    atomic_save_dir(directory, write)
+
+
+def load_checkpoint(directory: Path, model_cls, device):
+    """(trainer state, policy model) from a folder written by ``save_checkpoint``."""
+    import torch
+
+    if not (directory / "trainer.pt").exists():
+        raise FileNotFoundError(f"{directory} is not an fgrlhf-train checkpoint (no trainer.pt)")
+    state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=False)
+    return state, model_cls.from_pretrained(directory / "policy").to(device)
 
 
 def run(cfg: TrainAppConfig) -> dict[str, Any]:
@@ -112,10 +140,14 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     _, parts = split_task(qa_feedback_task(cfg.task.prompts_file), cfg.task.dev_questions,
                           cfg.task.test_questions, cfg.task.split_seed)
     train = parts["train"]
-    policy = Policy.from_pretrained(base_checkpoint(cfg.policy.init), cfg.policy.kind, cfg.policy.max_prompt_tokens,
-                                    device)
+    init = base_checkpoint(cfg.policy.init)
+    policy = Policy.from_pretrained(init, cfg.policy.kind, cfg.policy.max_prompt_tokens, device)
+    reference = make_reference(policy)  # always the initial policy, also after a resume
+    state = None
+    if cfg.resume:
+        state, policy.model = load_checkpoint(Path(cfg.resume), type(policy.model), device)
     value = ValueModel.for_policy(policy, cfg.policy.value == "separate", cfg.policy.value_init)
-    trainer = PPOTrainer(policy, value, make_reference(policy), build_aggregator(cfg.reward), cfg.ppo, cfg.sampling)
+    trainer = PPOTrainer(policy, value, reference, build_aggregator(cfg.reward), cfg.ppo, cfg.sampling)
     out = run_dir()
     logger = MetricsLogger(out, config=OmegaConf.to_container(OmegaConf.structured(cfg)),
                            project=cfg.wandb.project, mode=cfg.wandb.mode, name=f"ppo-{cfg.reward.name}")
@@ -123,8 +155,13 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     rng = random.Random(cfg.seed)
     rng.shuffle(order)
     position = 0
-    history = []
-    bar = tqdm(range(cfg.iterations), desc="ppo", unit="it")
+    history: list[dict[str, float]] = []
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        order, position, history = state["order"], state["position"], state["history"]
+        rng.setstate(state["python_rng"])
+    bar = tqdm(range(trainer.iteration, cfg.iterations), desc="ppo", unit="it", initial=trainer.iteration,
+               total=cfg.iterations)
     for it in bar:
         if position + cfg.task.prompts_per_iteration > len(order):  # a new pass over the prompts
             rng.shuffle(order)
@@ -135,6 +172,10 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
         logger.log(metrics, it)
         history.append(metrics)
         bar.set_postfix(reward=f"{metrics['reward/total']:.3f}", kl=f"{metrics['kl/sequence']:.3f}")
+        if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
+            save_checkpoint(out / "checkpoint", policy, {
+                "trainer": trainer.state_dict(), "order": order, "position": position,
+                "python_rng": rng.getstate(), "history": history})
     logger.close()
     last = history[-min(len(history), 5):]
     summary = {

@@ -90,6 +90,35 @@ class PPOTrainer:
         self.kl_ctl = make_kl_controller(cfg.kl_coef, cfg.adaptive_kl, cfg.kl_target, cfg.kl_horizon)
         self.iteration = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes during training except the policy and value weights'
+        file format: optimizer, scheduler, KL controller, reward normalisers, iteration and
+        the torch RNG (so the next rollout samples the same tokens after a resume)."""
+        return {
+            "value": self.value.state_dict() if not self.value.shared else {"head": self.value.head.state_dict()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "kl_ctl": self.kl_ctl.state_dict(),
+            "aggregator": self.aggregator.state_dict(),
+            "iteration": self.iteration,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.value.shared:
+            self.value.head.load_state_dict(state["value"]["head"])
+        else:
+            self.value.load_state_dict(state["value"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.kl_ctl.load_state_dict(state["kl_ctl"])
+        self.aggregator.load_state_dict(state["aggregator"])
+        self.iteration = int(state["iteration"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
     @torch.no_grad()
     def collect(self, prompts: Sequence[str], metadata: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Rollouts and everything PPO needs from them, with the models frozen."""
@@ -98,7 +127,10 @@ class PPOTrainer:
         rollout = self.policy.generate(prompts, self.sampling)
         timings["generate"] = time.perf_counter() - t
         t = time.perf_counter()
+        # Old log-probs and values are evaluated without dropout (eval mode), like the
+        # reference; the update epochs switch back to train mode.
         self.policy.model.eval()
+        self.value.eval()
         logits, hidden = self.policy.forward(rollout, output_hidden_states=self.value.shared)
         logprobs = torch.where(rollout.response_mask, logprobs_from_logits(logits, rollout.response_ids), 0.0)
         ref_logprobs = self.policy.logprobs(rollout, model=self.reference)
