@@ -168,7 +168,14 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
             position = 0
         batch = [train[i] for i in order[position : position + cfg.task.prompts_per_iteration]]
         position += cfg.task.prompts_per_iteration
-        metrics = trainer.step([ex.prompt for ex in batch], [ex.metadata for ex in batch])
+        try:
+            metrics = trainer.step([ex.prompt for ex in batch], [ex.metadata for ex in batch])
+        except FloatingPointError as err:
+            logger.close()
+            last = out / "checkpoint"
+            kept = (f"the last checkpoint, {last}, is intact (resume with resume={last})"
+                    if (last / "trainer.pt").exists() else "no checkpoint had been written yet")
+            raise SystemExit(f"fgrlhf-train: stopped at iteration {it}: {err}; {kept}") from err
         logger.log(metrics, it)
         history.append(metrics)
         bar.set_postfix(reward=f"{metrics['reward/total']:.3f}", kl=f"{metrics['kl/sequence']:.3f}")

@@ -78,3 +78,18 @@ def test_resume_after_a_kill_gives_the_same_next_iteration(tmp_path, tiny_gpt2_d
         from fgrlhf.cli.train import load_checkpoint
 
         load_checkpoint(tmp_path, object, "cpu")
+
+
+def test_a_nan_reward_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, tiny_gpt2_dir):
+    res = _train(*FAST, f"policy.init={tiny_gpt2_dir}", "iterations=4", "checkpoint_every=1",
+                 "+reward.models.bad._target_=plugins.lab_rewards.NaNAfter", "+reward.models.bad.calls=2",
+                 f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert res.returncode != 0
+    assert "stopped at iteration 2" in res.stderr and "reward 'bad' returned a non-finite score" in res.stderr
+    assert "is intact" in res.stderr
+    from fgrlhf.cli.train import load_checkpoint
+    from fgrlhf.policy import Policy
+
+    model_cls = type(Policy.from_pretrained(str(tiny_gpt2_dir)).model)
+    state, _ = load_checkpoint(tmp_path / "run" / "checkpoint", model_cls, "cpu")
+    assert state["trainer"]["iteration"] == 2 and len(state["history"]) == 2

@@ -61,3 +61,17 @@ class NaNReward:
 
     def score(self, inputs: RewardInputs, spans) -> SegmentScores:
         return SegmentScores.from_lists([[float("nan")] * len(row) for row in spans])
+
+
+class NaNAfter:
+    """Sequence-level: 1.0 per answer for ``calls`` batches, then NaN (a reward model going bad)."""
+
+    granularity = Granularity.SEQUENCE
+
+    def __init__(self, calls: int = 2) -> None:
+        self.calls = calls
+
+    def score(self, inputs: RewardInputs, spans) -> SegmentScores:
+        self.calls -= 1
+        value = 1.0 if self.calls >= 0 else float("nan")
+        return SegmentScores.from_lists([[value] * len(row) for row in spans])
