@@ -232,6 +232,7 @@ class PPOTrainer:
             "kl/sequence": mean_kl, "kl/coef": self.kl_ctl.kl_coef,
             "length/tokens": float(mask.sum(-1).float().mean()),
             "length/empty": float((mask.sum(-1) == 0).float().mean()),
+            "prompts/truncated": float(rollout.truncated_prompts),
             "ppo/early_stopped": float(stopped), "lr": self.scheduler.get_last_lr()[0],
             **{f"time/{k}": v for k, v in batch["timings"].items()},
             "time/update": update_s, "time/iteration": time.perf_counter() - t0,

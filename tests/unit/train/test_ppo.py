@@ -39,7 +39,8 @@ def test_iterations_run_update_and_report(tiny_gpt2_dir, separate_value):
     for _ in range(2):
         metrics = trainer.step(prompts, [{} for _ in prompts])
     for key in ("reward/relevance", "reward/length", "reward/total", "kl/sequence", "loss/policy", "loss/value",
-                "policy/clip_frac", "policy/entropy", "length/tokens", "time/generate", "time/reward",
+                "policy/clip_frac", "policy/entropy", "length/tokens", "length/empty", "prompts/truncated",
+                "time/generate", "time/reward",
                 "time/update"):
         assert key in metrics
     assert trainer.iteration == 2
