@@ -3,15 +3,19 @@
     fgrlhf-train experiment=tiny                                   # model-free rewards, tiny GPT-2
     fgrlhf-train reward=fine_grained policy.init=runs/sft/minilm_seq2seq
     fgrlhf-train -m experiment=tiny reward.weights.relevance=0.1,0.2,0.3
+    accelerate launch --multi_gpu --num_processes 2 -m fgrlhf.cli.train experiment=tiny hydra.run.dir=outputs/dp
 
 Config groups (``conf/``): ``task``, ``policy``, ``reward``, ``ppo``, ``experiment``. Every
 run writes ``metrics.jsonl`` (one line per iteration), ``metrics.json`` (a summary) and the
-final policy to its own output folder; wandb logs offline unless a project is set.
+final policy to its own output folder; wandb logs offline unless a project is set. Under
+``accelerate launch`` every process trains on its share of each iteration's prompts and the
+main process alone writes; give ``hydra.run.dir`` so that all processes agree on the folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,10 +73,12 @@ class TrainAppConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     iterations: int = 100
     seed: int = 0
-    device: str | None = None
+    device: str | None = None  # null: CUDA when available (one GPU per process), else CPU; or "cpu"
+    precision: str | None = None  # no | bf16 | fp16 autocast; null: as `accelerate launch` configured
     threads: int | None = None
     save_policy: bool = True
     checkpoint_every: int = 0  # iterations between resumable checkpoints (0: none)
+    ptx_per_iteration: int = 8  # PPO-ptx (ppo.ptx_coef > 0): SFT pairs per iteration
     resume: str | None = None  # a checkpoint folder written by checkpoint_every
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
@@ -118,6 +124,24 @@ def load_checkpoint(directory: Path, model_cls, device):
     return state, model_cls.from_pretrained(directory / "policy").to(device)
 
 
+def make_accelerator(cfg: TrainAppConfig):
+    """The ``Accelerator`` of this process: plain CPU/GPU when run directly, data parallel
+    under ``accelerate launch``. Unused parameters are allowed (a value model built from an
+    LM never uses its LM head), at a small cost in DDP."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    if cfg.device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be null, cpu or cuda (one GPU per process), not {cfg.device!r}")
+    import torch
+
+    # On a machine without CUDA the processes of `accelerate launch --multi_gpu` (or torchrun)
+    # meet over gloo: accelerate does that only when told to use the CPU.
+    cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+    return Accelerator(cpu=cpu, mixed_precision=cfg.precision,
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
 def run(cfg: TrainAppConfig) -> dict[str, Any]:
     import torch
     import transformers
@@ -127,19 +151,27 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     from fgrlhf.data.tasks import qa_feedback_task, split_task
     from fgrlhf.logging import MetricsLogger
     from fgrlhf.policy import Policy, ValueModel, make_reference
+    from fgrlhf.train.parallel import Parallel
     from fgrlhf.train.ppo import PPOTrainer
 
     transformers.logging.set_verbosity_error()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    accelerator = make_accelerator(cfg)
+    par = Parallel(accelerator)
+    device = accelerator.device
+    # Model initialisation draws from the seed alone; sampling streams differ per process
+    # (a second process must not reuse the first one's random numbers on other prompts).
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.task.name != "qa_feedback":
         raise ValueError(f"task {cfg.task.name!r} is not available; expected qa_feedback")
     _, parts = split_task(qa_feedback_task(cfg.task.prompts_file), cfg.task.dev_questions,
                           cfg.task.test_questions, cfg.task.split_seed)
     train = parts["train"]
+    par.shard(cfg.task.prompts_per_iteration)  # fail now, not after loading models
+    init = base_checkpoint(cfg.policy.init) if par.is_main else None
+    par.barrier()  # the main process builds a missing base checkpoint, the others wait
     init = base_checkpoint(cfg.policy.init)
     policy = Policy.from_pretrained(init, cfg.policy.kind, cfg.policy.max_prompt_tokens, device)
     reference = make_reference(policy)  # always the initial policy, also after a resume
@@ -147,10 +179,13 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     if cfg.resume:
         state, policy.model = load_checkpoint(Path(cfg.resume), type(policy.model), device)
     value = ValueModel.for_policy(policy, cfg.policy.value == "separate", cfg.policy.value_init)
-    trainer = PPOTrainer(policy, value, reference, build_aggregator(cfg.reward), cfg.ppo, cfg.sampling)
-    out = run_dir()
+    torch.manual_seed(cfg.seed + par.rank)
+    trainer = PPOTrainer(policy, value, reference, build_aggregator(cfg.reward), cfg.ppo, cfg.sampling,
+                         accelerator=accelerator, seed=cfg.seed)
+    out = Path(par.gather_objects([str(run_dir())])[0])  # the main process's folder
     logger = MetricsLogger(out, config=OmegaConf.to_container(OmegaConf.structured(cfg)),
-                           project=cfg.wandb.project, mode=cfg.wandb.mode, name=f"ppo-{cfg.reward.name}")
+                           project=cfg.wandb.project, mode=cfg.wandb.mode, name=f"ppo-{cfg.reward.name}") \
+        if par.is_main else None
     order = list(range(len(train)))
     rng = random.Random(cfg.seed)
     rng.shuffle(order)
@@ -161,48 +196,65 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
         order, position, history = state["order"], state["position"], state["history"]
         rng.setstate(state["python_rng"])
     bar = tqdm(range(trainer.iteration, cfg.iterations), desc="ppo", unit="it", initial=trainer.iteration,
-               total=cfg.iterations)
+               total=cfg.iterations, disable=not par.is_main)
     for it in bar:
         if position + cfg.task.prompts_per_iteration > len(order):  # a new pass over the prompts
             rng.shuffle(order)
             position = 0
         batch = [train[i] for i in order[position : position + cfg.task.prompts_per_iteration]]
         position += cfg.task.prompts_per_iteration
+        ptx = None
+        if cfg.ppo.ptx_coef > 0:  # PPO-ptx: SFT pairs (prompt, first reference) from the train split
+            pairs = [train[i] for i in rng.sample(range(len(train)), cfg.ptx_per_iteration)]
+            ptx = ([ex.prompt for ex in pairs], [ex.metadata["references"][0] for ex in pairs])
         try:
-            metrics = trainer.step([ex.prompt for ex in batch], [ex.metadata for ex in batch])
+            metrics = trainer.step([ex.prompt for ex in batch], [ex.metadata for ex in batch], ptx)
         except FloatingPointError as err:
-            logger.close()
+            if logger:
+                logger.close()
             last = out / "checkpoint"
             kept = (f"the last checkpoint, {last}, is intact (resume with resume={last})"
                     if (last / "trainer.pt").exists() else "no checkpoint had been written yet")
             raise SystemExit(f"fgrlhf-train: stopped at iteration {it}: {err}; {kept}") from err
-        logger.log(metrics, it)
+        if logger:
+            logger.log(metrics, it)
         history.append(metrics)
         bar.set_postfix(reward=f"{metrics['reward/total']:.3f}", kl=f"{metrics['kl/sequence']:.3f}")
         if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
-            save_checkpoint(out / "checkpoint", policy, {
-                "trainer": trainer.state_dict(), "order": order, "position": position,
-                "python_rng": rng.getstate(), "history": history})
-    logger.close()
+            trainer_state = trainer.state_dict()  # a collective: every process takes part
+            if par.is_main:
+                save_checkpoint(out / "checkpoint", policy, {
+                    "trainer": trainer_state, "order": order, "position": position,
+                    "python_rng": rng.getstate(), "history": history})
+            par.barrier()
     last = history[-min(len(history), 5):]
     summary = {
         "iterations": cfg.iterations,
         "reward": cfg.reward.name,
         "weights": dict(cfg.reward.weights),
+        "processes": par.world,
         "final": {k: sum(m[k] for m in last) / len(last) for k in last[0]} if last else {},
         "first": history[0] if history else {},
         "output": str(out),
     }
-    with open(out / "metrics.json", "w") as f:
-        json.dump(summary, f, indent=1)
-    if cfg.save_policy:
-        from fgrlhf.train.checkpoint import atomic_save_dir
+    if par.is_main:
+        logger.close()
+        with open(out / "metrics.json", "w") as f:
+            json.dump(summary, f, indent=1)
+        if cfg.save_policy:
+            from fgrlhf.train.checkpoint import atomic_save_dir
 
-        def write(tmp: Path) -> None:
-            policy.model.save_pretrained(tmp)
-            policy.tokenizer.save_pretrained(tmp)
+            def write(tmp: Path) -> None:
+                policy.model.save_pretrained(tmp)
+                policy.tokenizer.save_pretrained(tmp)
 
-        atomic_save_dir(out / "policy", write)
+            atomic_save_dir(out / "policy", write)
+    par.barrier()
+    if par.world == 1:
+        # A Hydra multirun runs several jobs in one process; each makes its own Accelerator.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     return summary
 
 
@@ -213,6 +265,8 @@ register_resolvers()
 def main(cfg) -> None:
     merged = OmegaConf.merge(OmegaConf.structured(TrainAppConfig), cfg)
     summary = run(merged)
+    if int(os.environ.get("RANK", "0")) != 0:  # one summary line per run, not per process
+        return
     print(json.dumps({"output": summary["output"], **{k: round(v, 4) for k, v in summary["final"].items()
                                                       if k.startswith(("reward/", "kl/"))}}))
 

@@ -12,6 +12,7 @@ from fgrlhf.core.losses import (
     aggregate_loss,
     entropy_from_logits,
     logprobs_from_logits,
+    loss_denominator,
     policy_loss,
     value_loss,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "gae",
     "kl_per_token",
     "logprobs_from_logits",
+    "loss_denominator",
     "make_kl_controller",
     "masked_mean",
     "masked_sum",

@@ -12,7 +12,21 @@ from fgrlhf.core.masked import masked_mean, masked_sum
 LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
 
 
-def aggregate_loss(per_token: Tensor, mask: Tensor, mode: LossAggregation = "token-mean") -> Tensor:
+def loss_denominator(mask: Tensor, mode: LossAggregation = "token-mean") -> Tensor:
+    """What ``aggregate_loss`` divides by: the number of real tokens (``token-mean``) or of
+    responses (the ``seq-mean`` modes) in ``mask`` ``[B, T]``, as a float scalar."""
+    if mode == "token-mean":
+        return mask.sum().to(torch.float32)
+    if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
+        return torch.tensor(float(mask.shape[0]), device=mask.device)
+    raise ValueError(
+        f"unknown loss aggregation {mode!r}; expected token-mean, seq-mean-token-mean or "
+        "seq-mean-token-sum"
+    )
+
+
+def aggregate_loss(per_token: Tensor, mask: Tensor, mode: LossAggregation = "token-mean",
+                   denominator: Tensor | float | None = None) -> Tensor:
     """Reduce a ``[B, T]`` per-token loss to a scalar.
 
     - ``token-mean``: Σ_bt m·l / Σ_bt m. Every token weighs the same; long responses weigh
@@ -24,17 +38,27 @@ def aggregate_loss(per_token: Tensor, mask: Tensor, mode: LossAggregation = "tok
 
     The choice changes the gradient's length bias, so it is a named setting, not a default
     hidden in a trainer. Responses with no real token contribute 0.
+
+    ``denominator`` replaces the batch's own count (``loss_denominator(mask, mode)``): with
+    the count of a whole minibatch, the losses of its pieces (micro-batches, or the shards of
+    several processes) add up to exactly the minibatch's loss, whatever the pieces' sizes.
     """
     if mode == "token-mean":
-        return masked_mean(per_token, mask)
-    if mode == "seq-mean-token-mean":
-        return masked_mean(per_token, mask, dim=-1).mean()
-    if mode == "seq-mean-token-sum":
-        return masked_sum(per_token, mask, dim=-1).mean()
-    raise ValueError(
-        f"unknown loss aggregation {mode!r}; expected token-mean, seq-mean-token-mean or "
-        "seq-mean-token-sum"
-    )
+        numerator = masked_sum(per_token, mask)
+    elif mode == "seq-mean-token-mean":
+        numerator = masked_mean(per_token, mask, dim=-1).sum()
+    elif mode == "seq-mean-token-sum":
+        numerator = masked_sum(per_token, mask, dim=-1).sum()
+    else:
+        raise ValueError(
+            f"unknown loss aggregation {mode!r}; expected token-mean, seq-mean-token-mean or "
+            "seq-mean-token-sum"
+        )
+    if denominator is None:
+        denominator = loss_denominator(mask, mode)
+    if isinstance(denominator, Tensor):
+        return numerator / denominator.clamp(min=1.0)
+    return numerator / max(float(denominator), 1.0)
 
 
 def policy_loss(
@@ -44,6 +68,7 @@ def policy_loss(
     mask: Tensor,
     clip_eps: float = 0.2,
     aggregation: LossAggregation = "token-mean",
+    denominator: Tensor | float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Clipped surrogate objective, as a loss to minimise.
 
@@ -51,7 +76,7 @@ def policy_loss(
         L_t = max(−A_t·ρ_t, −A_t·clip(ρ_t, 1 − ε, 1 + ε))
 
     Returns (loss, clip fraction): the fraction of real tokens where the clipped term was
-    the active one.
+    the active one. ``denominator``: see ``aggregate_loss``.
 
     Shapes: all inputs ``[B, T]`` → two scalars.
     """
@@ -60,7 +85,7 @@ def policy_loss(
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)  # [B, T]
     per_token = torch.maximum(unclipped, clipped)  # [B, T]
     clip_frac = masked_mean((clipped > unclipped).to(per_token.dtype), mask)
-    return aggregate_loss(per_token, mask, aggregation), clip_frac.detach()
+    return aggregate_loss(per_token, mask, aggregation, denominator), clip_frac.detach()
 
 
 def value_loss(
@@ -70,13 +95,15 @@ def value_loss(
     mask: Tensor,
     clip_eps: float | None = 0.2,
     aggregation: LossAggregation = "token-mean",
+    denominator: Tensor | float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Clipped value loss (PPO2 style), as a loss to minimise.
 
         V^clip_t = V_old,t + clip(V_t − V_old,t, −ε_v, ε_v)
         L_t = ½ · max((V_t − R_t)², (V^clip_t − R_t)²)
 
-    ``clip_eps=None`` gives the plain ½(V − R)². Returns (loss, clip fraction).
+    ``clip_eps=None`` gives the plain ½(V − R)². Returns (loss, clip fraction);
+    ``denominator``: see ``aggregate_loss``.
 
     Shapes: all inputs ``[B, T]`` → two scalars.
     """
@@ -89,7 +116,7 @@ def value_loss(
         clipped_sq = (v_clipped - returns) ** 2  # [B, T]
         per_token = 0.5 * torch.maximum(unclipped_sq, clipped_sq)
         clip_frac = masked_mean((clipped_sq > unclipped_sq).to(values.dtype), mask).detach()
-    return aggregate_loss(per_token, mask, aggregation), clip_frac
+    return aggregate_loss(per_token, mask, aggregation, denominator), clip_frac
 
 
 def entropy_from_logits(logits: Tensor) -> Tensor:

@@ -8,7 +8,8 @@ set (saved with the checkpoint); ``running`` tracks the scores seen during train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from torch import Tensor
@@ -60,13 +61,16 @@ class RunningNormalizer:
     """``(x − μ) / σ`` with μ, σ over every real score seen so far, this batch included.
 
     Statistics are merged batch by batch with Chan et al.'s parallel update, in float64, so
-    the result does not depend on how the stream was batched.
+    the result does not depend on how the stream was batched. ``gather`` (set by a
+    data-parallel trainer) collects every process's scores, so all processes keep the same
+    statistics as one process would.
     """
 
     eps: float = 1e-6
     count: float = 0.0
     mean: float = 0.0
     m2: float = 0.0
+    gather: Callable[[Tensor], Tensor] | None = field(default=None, repr=False, compare=False)
 
     def update(self, values: Tensor) -> None:
         x = values.detach().double().flatten()
@@ -86,7 +90,8 @@ class RunningNormalizer:
         return (self.m2 / self.count) ** 0.5 if self.count > 1 else 1.0
 
     def __call__(self, scores: Tensor, mask: Tensor) -> Tensor:
-        self.update(scores[mask.bool()])
+        seen = scores[mask.bool()]
+        self.update(self.gather(seen) if self.gather is not None else seen)
         return (scores - self.mean) / (self.std + self.eps)
 
     def state_dict(self) -> dict:

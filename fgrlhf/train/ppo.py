@@ -4,11 +4,13 @@
     → per-token KL penalty against the reference → GAE → PPO epochs over minibatches
 
 ``PPOTrainer`` holds the state (models, optimizer, scheduler, KL controller); every piece of
-arithmetic is a pure function from ``fgrlhf.core``.
+arithmetic is a pure function from ``fgrlhf.core``. With an ``accelerate.Accelerator`` the
+same code runs data-parallel over several processes (see ``fgrlhf.train.parallel``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -24,14 +26,19 @@ from fgrlhf.core import (
     gae,
     kl_per_token,
     logprobs_from_logits,
+    loss_denominator,
     make_kl_controller,
-    masked_mean,
+    masked_sum,
     policy_loss,
     value_loss,
     whiten,
 )
 from fgrlhf.policy import Policy, Rollout, SamplingConfig, ValueModel
 from fgrlhf.reward import RewardAggregator, RewardInputs
+from fgrlhf.reward.aggregate import DenseReward
+from fgrlhf.reward.base import SegmentScores
+from fgrlhf.reward.normalize import RunningNormalizer
+from fgrlhf.train.parallel import Parallel
 
 
 @dataclass
@@ -50,8 +57,8 @@ class PPOConfig:
     vf_coef: float = 0.5
     entropy_coef: float = 0.0
     ppo_epochs: int = 4
-    minibatch_size: int = 8  # rollouts per optimizer step (after gradient accumulation)
-    grad_accum: int = 1  # micro-batches per minibatch
+    minibatch_size: int = 8  # rollouts per optimizer step, over all processes
+    grad_accum: int = 1  # micro-batches per minibatch (per process)
     lr: float = 1e-5
     warmup_steps: int = 0
     total_steps: int | None = None  # for a linear decay; None: constant after warmup
@@ -61,6 +68,9 @@ class PPOConfig:
     kl_stop: float | None = None  # stop an iteration's epochs once the minibatch KL to the
     # sampling policy exceeds this
     ptx_coef: float = 0.0  # PPO-ptx: weight of the pretraining (SFT) loss term
+    # Dropout makes π_θ differ from π_old at the very first minibatch, so the ratio is clipped
+    # on noise; the update then runs with dropout off (eval mode; gradients still flow).
+    disable_dropout: bool = True
 
 
 def penalised_rewards(dense: Tensor, logprobs: Tensor, ref_logprobs: Tensor, mask: Tensor, kl_coef: float,
@@ -71,29 +81,48 @@ def penalised_rewards(dense: Tensor, logprobs: Tensor, ref_logprobs: Tensor, mas
 
 
 class PPOTrainer:
-    """Fine-grained PPO (Wu et al. 2023) with a per-token KL penalty (Ouyang et al. 2022)."""
+    """Fine-grained PPO (Wu et al. 2023) with a per-token KL penalty (Ouyang et al. 2022).
+
+    ``accelerator`` (optional): an ``accelerate.Accelerator``; the policy, value model and
+    optimizer are prepared with it (DDP, mixed precision, DeepSpeed/FSDP as configured by
+    ``accelerate launch``), and each process takes ``1/world`` of the prompts of a step.
+    ``seed`` seeds the minibatch permutations (the same in every process).
+    """
 
     def __init__(self, policy: Policy, value: ValueModel, reference, aggregator: RewardAggregator,
-                 cfg: PPOConfig, sampling: SamplingConfig) -> None:
+                 cfg: PPOConfig, sampling: SamplingConfig, accelerator=None, seed: int = 0) -> None:
         self.policy, self.value, self.reference = policy, value, reference
         self.aggregator, self.cfg, self.sampling = aggregator, cfg, sampling
+        self.parallel = Parallel(accelerator)
         params = list(policy.model.parameters()) + [p for p in value.parameters()
                                                     if not any(p is q for q in policy.model.parameters())]
-        self.optimizer = torch.optim.AdamW([p for p in params if p.requires_grad], lr=cfg.lr)
+        optimizer = torch.optim.AdamW([p for p in params if p.requires_grad], lr=cfg.lr)
+        # The wrapped (DDP) modules take the update's forward passes, so that gradients are
+        # all-reduced; generation and the frozen passes use the plain modules.
+        self.train_policy, self.train_value, self.optimizer = self.parallel.prepare(policy.model, value, optimizer)
 
         def schedule(step: int) -> float:
             warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
             decay = max(0.0, 1 - step / cfg.total_steps) if cfg.total_steps else 1.0
             return warm * decay
 
+        # Not prepared: accelerate would step a prepared scheduler once per process.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.kl_ctl = make_kl_controller(cfg.kl_coef, cfg.adaptive_kl, cfg.kl_target, cfg.kl_horizon)
+        self.permutations = torch.Generator().manual_seed(seed)
+        if self.parallel.world > 1:
+            for norm in aggregator.normalizers.values():
+                if isinstance(norm, RunningNormalizer):  # every process sees every score
+                    norm.gather = lambda v: torch.tensor(self.parallel.gather_objects(v.tolist()), dtype=v.dtype)
         self.iteration = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything that changes during training except the policy and value weights'
-        file format: optimizer, scheduler, KL controller, reward normalisers, iteration and
-        the torch RNG (so the next rollout samples the same tokens after a resume)."""
+        """Everything that changes during training except the policy weights: value model,
+        optimizer, scheduler, KL controller, reward normalisers, iteration, the minibatch
+        permutation generator and every process's torch RNG (so the next rollout samples
+        the same tokens after a resume)."""
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         return {
             "value": self.value.state_dict() if not self.value.shared else {"head": self.value.head.state_dict()},
             "optimizer": self.optimizer.state_dict(),
@@ -101,8 +130,9 @@ class PPOTrainer:
             "kl_ctl": self.kl_ctl.state_dict(),
             "aggregator": self.aggregator.state_dict(),
             "iteration": self.iteration,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "permutations": self.permutations.get_state(),
+            "torch_rng": self.parallel.gather_objects([rng]),  # one per process, in rank order
+            "cuda_rng": self.parallel.gather_objects([cuda_rng]),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -115,33 +145,53 @@ class PPOTrainer:
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.aggregator.load_state_dict(state["aggregator"])
         self.iteration = int(state["iteration"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.permutations.set_state(state["permutations"])
+        rngs, cuda_rngs = state["torch_rng"], state["cuda_rng"]
+        if len(rngs) != self.parallel.world:
+            raise ValueError(f"this checkpoint was written by {len(rngs)} processes; resume it with as many "
+                             f"(now {self.parallel.world}) to continue the same random streams")
+        torch.set_rng_state(rngs[self.parallel.rank])
+        if cuda_rngs[self.parallel.rank] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_rngs[self.parallel.rank])
 
     @torch.no_grad()
     def collect(self, prompts: Sequence[str], metadata: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """Rollouts and everything PPO needs from them, with the models frozen."""
+        """Rollouts and everything PPO needs from them, with the models frozen.
+
+        Each process generates and scores the rollouts of its share of ``prompts`` (the
+        whole iteration's prompts, the same list in every process); the result holds the
+        whole batch, gathered, in one-process order.
+        """
         timings = {}
+        par = self.parallel
+        share = par.shard(len(prompts))
+        prompts_r, metadata_r = list(prompts[share]), list(metadata[share])
         t = time.perf_counter()
-        rollout = self.policy.generate(prompts, self.sampling)
+        with par.autocast():
+            rollout = self.policy.generate(prompts_r, self.sampling)
         timings["generate"] = time.perf_counter() - t
         t = time.perf_counter()
         # Old log-probs and values are evaluated without dropout (eval mode), like the
-        # reference; the update epochs switch back to train mode.
+        # reference; the update runs in train mode only when dropout is kept.
         self.policy.model.eval()
         self.value.eval()
-        logits, hidden = self.policy.forward(rollout, output_hidden_states=self.value.shared)
-        logprobs = torch.where(rollout.response_mask, logprobs_from_logits(logits, rollout.response_ids), 0.0)
-        ref_logprobs = self.policy.logprobs(rollout, model=self.reference)
-        values = self.value(self.policy, rollout, hidden)
+        with par.autocast():
+            logits, hidden = self.policy.forward(rollout, output_hidden_states=self.value.shared)
+            logprobs = torch.where(rollout.response_mask, logprobs_from_logits(logits, rollout.response_ids), 0.0)
+            ref_logprobs = self.policy.logprobs(rollout, model=self.reference)
+            values = self.value(self.policy, rollout, hidden).float()
+        del logits, hidden
         timings["forward"] = time.perf_counter() - t
         t = time.perf_counter()
         decoded = self.policy.decode(rollout)
-        meta = [metadata[i] for i in rollout.prompt_index]
-        inputs = RewardInputs([prompts[i] for i in rollout.prompt_index], decoded.texts, meta)
+        inputs = RewardInputs([prompts_r[i] for i in rollout.prompt_index], decoded.texts,
+                              [metadata_r[i] for i in rollout.prompt_index])
         reward = self.aggregator(inputs, decoded, device=self.policy.device)
         timings["reward"] = time.perf_counter() - t
+        texts = decoded.texts
+        if par.world > 1:
+            rollout, reward, texts = self._gather(prompts, share.start, rollout, reward, texts)
+            logprobs, ref_logprobs, values = (par.gather_rows(x) for x in (logprobs, ref_logprobs, values))
         if not bool(torch.isfinite(reward.total).all()):
             raise FloatingPointError("non-finite reward in a rollout batch")
         t = time.perf_counter()
@@ -152,77 +202,129 @@ class PPOTrainer:
             advantages = whiten(advantages, rollout.response_mask)
         timings["gae"] = time.perf_counter() - t
         return {"rollout": rollout, "logprobs": logprobs, "values": values, "advantages": advantages,
-                "returns": returns, "kl": kl, "reward": reward, "texts": decoded.texts, "timings": timings}
+                "returns": returns, "kl": kl, "reward": reward, "texts": texts, "timings": timings}
 
-    def _minibatch_loss(self, batch: dict[str, Any], idx: Tensor, ptx: tuple[list[str], list[str]] | None):
+    def _gather(self, prompts: Sequence[str], offset: int, rollout: Rollout, reward: DenseReward,
+                texts: list[str]) -> tuple[Rollout, DenseReward, list[str]]:
+        """The whole batch from every process's share, in one-process row order."""
+        par = self.parallel
+        pad = self.policy.tokenizer.pad_token_id
+        left = self.policy.kind == "causal"  # causal prompts are left-padded
+        index = par.gather_objects([offset + i for i in rollout.prompt_index])
+        truncated = int(par.sum(torch.tensor(rollout.truncated_prompts)))
+        whole = Rollout(list(prompts), index, par.gather_rows(rollout.query_ids, pad, left),
+                        par.gather_rows(rollout.query_mask, False, left), par.gather_rows(rollout.response_ids, pad),
+                        par.gather_rows(rollout.response_mask, False), truncated)
+        raw = {k: SegmentScores.from_lists(par.gather_objects(v.rows()), reward.total.device)
+               for k, v in reward.raw.items()}
+        spans = {k: par.gather_objects(v) for k, v in reward.spans.items()}
+        dense = DenseReward(par.gather_rows(reward.total), par.gather_rows(reward.per_category),
+                            reward.categories, raw, spans)
+        return whole, dense, par.gather_objects(texts)
+
+    def _local_loss(self, batch: dict[str, Any], idx: Tensor, denominator: Tensor, n_tokens: Tensor):
+        """This micro-batch's share of the minibatch loss (divided by the minibatch's
+        ``denominator``; ``n_tokens`` real tokens in the minibatch) and the shares of its
+        statistics; summed over micro-batches and processes, both are the minibatch's."""
         rollout: Rollout = batch["rollout"]
         sub = Rollout(rollout.prompts, [rollout.prompt_index[i] for i in idx.tolist()], rollout.query_ids[idx],
                       rollout.query_mask[idx], rollout.response_ids[idx], rollout.response_mask[idx])
         mask = sub.response_mask
-        logits, hidden = self.policy.forward(sub, output_hidden_states=self.value.shared)
+        with self.parallel.autocast():
+            logits, hidden = self.policy.forward(sub, model=self.train_policy, output_hidden_states=self.value.shared)
+            values = self.train_value(self.policy, sub, hidden).float()  # [b, T]
         logprobs = logprobs_from_logits(logits, sub.response_ids)  # [b, T]
-        values = self.value(self.policy, sub, hidden)  # [b, T]
         agg = self.cfg.loss_aggregation
         pg_loss, clip_frac = policy_loss(logprobs, batch["logprobs"][idx], batch["advantages"][idx], mask,
-                                         self.cfg.clip_eps, agg)
+                                         self.cfg.clip_eps, agg, denominator)
         vf_loss, vf_clip = value_loss(values, batch["values"][idx], batch["returns"][idx], mask,
-                                      self.cfg.value_clip_eps, agg)
-        entropy = aggregate_loss(entropy_from_logits(logits), mask, agg)
+                                      self.cfg.value_clip_eps, agg, denominator)
+        entropy = aggregate_loss(entropy_from_logits(logits), mask, agg, denominator)
         loss = pg_loss + self.cfg.vf_coef * vf_loss - self.cfg.entropy_coef * entropy
-        ptx_loss = torch.zeros(())
-        if ptx is not None and self.cfg.ptx_coef > 0:
-            from fgrlhf.train.sft import sft_loss
-
-            ptx_loss = sft_loss(self.policy, ptx[0], ptx[1])
-            loss = loss + self.cfg.ptx_coef * ptx_loss
-        approx_kl = masked_mean(batch["logprobs"][idx] - logprobs, mask)  # KL(π_old ‖ π_θ), k1
-        stats = {"loss/policy": pg_loss.item(), "loss/value": vf_loss.item(), "loss/ptx": float(ptx_loss),
-                 "policy/clip_frac": clip_frac.item(), "value/clip_frac": vf_clip.item(),
-                 "policy/entropy": entropy.item(), "policy/approx_kl": approx_kl.item()}
+        share = mask.sum() / n_tokens.clamp(min=1)  # this micro-batch's share of the minibatch's tokens
+        stats = torch.stack([
+            pg_loss.detach(), vf_loss.detach(), entropy.detach(), clip_frac * share, vf_clip * share,
+            # KL(π_old ‖ π_θ), k1, per token of the minibatch
+            masked_sum(batch["logprobs"][idx] - logprobs.detach(), mask) / n_tokens.clamp(min=1),
+        ])
         return loss, stats
 
     def step(self, prompts: Sequence[str], metadata: Sequence[dict[str, Any]],
              ptx: tuple[list[str], list[str]] | None = None) -> dict[str, float]:
-        """One iteration; returns its metrics."""
+        """One iteration on the whole batch's ``prompts`` (the same in every process); returns
+        its metrics. ``ptx``: (prompts, answers) for the PPO-ptx term, split over processes."""
         t0 = time.perf_counter()
         batch = self.collect(prompts, metadata)
+        par = self.parallel
         rollout: Rollout = batch["rollout"]
         B = rollout.response_ids.shape[0]
         mb = min(self.cfg.minibatch_size, B)
-        micro = max(1, mb // self.cfg.grad_accum)
-        self.policy.model.train()
-        self.value.train()
+        if ptx is not None and self.cfg.ptx_coef > 0:
+            share = par.shard(len(ptx[0]))
+            ptx = (list(ptx[0][share]), list(ptx[1][share]))
+        else:
+            ptx = None
+        train_mode = not self.cfg.disable_dropout
+        self.policy.model.train(train_mode)
+        self.value.train(train_mode)
         t = time.perf_counter()
-        stats_sum: dict[str, float] = {}
-        n_stats, stopped = 0, False
+        stat_names = ["loss/policy", "loss/value", "policy/entropy", "policy/clip_frac", "value/clip_frac",
+                      "policy/approx_kl"]
+        stat_sum = torch.zeros(len(stat_names), dtype=torch.float64)
+        ptx_sum, n_minibatches, stopped = 0.0, 0, False
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for _ in range(self.cfg.ppo_epochs):
-            perm = torch.randperm(B, device=rollout.response_ids.device)
+            perm = torch.randperm(B, generator=self.permutations).to(rollout.response_ids.device)
             for start in range(0, B, mb):
                 idx_mb = perm[start : start + mb]
+                mask_mb = rollout.response_mask[idx_mb]
+                denominator = loss_denominator(mask_mb, self.cfg.loss_aggregation)
+                n_tokens = mask_mb.sum().float()
+                mine = idx_mb[par.rank :: par.world]  # this process's rows of the minibatch
+                pieces = torch.tensor_split(mine, self.cfg.grad_accum)
                 self.optimizer.zero_grad(set_to_none=True)
-                for m_start in range(0, len(idx_mb), micro):
-                    idx = idx_mb[m_start : m_start + micro]
-                    loss, stats = self._minibatch_loss(batch, idx, ptx)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"non-finite PPO loss at iteration {self.iteration}")
-                    (loss * len(idx) / len(idx_mb)).backward()
-                    for k, v in stats.items():
-                        stats_sum[k] = stats_sum.get(k, 0.0) + v
-                    n_stats += 1
-                torch.nn.utils.clip_grad_norm_(
-                    [p for g in self.optimizer.param_groups for p in g["params"]], self.cfg.max_grad_norm)
+                mb_stats = torch.zeros(len(stat_names), dtype=torch.float64)
+                for m, idx in enumerate(pieces):
+                    # A process with no row here still runs forward and backward (weight 0):
+                    # DDP's all-reduce needs every process.
+                    weight = 1.0 if len(idx) else 0.0
+                    idx = idx if len(idx) else idx_mb[:1]
+                    sync = par.no_sync(self.train_policy, self.train_value) if m < len(pieces) - 1 \
+                        else contextlib.nullcontext()
+                    with sync:
+                        loss, stats = self._local_loss(batch, idx, denominator, n_tokens)
+                        # DDP averages gradients over processes; the shares must add up.
+                        loss = loss * (weight * par.world)
+                        if ptx is not None and m == 0:
+                            from fgrlhf.train.sft import sft_loss
+
+                            with par.autocast():
+                                ptx_loss = sft_loss(self.policy, ptx[0], ptx[1], model=self.train_policy)
+                            loss = loss + self.cfg.ptx_coef * ptx_loss
+                            ptx_sum += float(ptx_loss)
+                        if not torch.isfinite(loss):
+                            raise FloatingPointError(f"non-finite PPO loss at iteration {self.iteration}")
+                        par.backward(loss)
+                    mb_stats += weight * stats.double().cpu()
+                par.clip_grad_norm_(params, self.cfg.max_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
-                if self.cfg.kl_stop is not None and stats["policy/approx_kl"] > self.cfg.kl_stop:
+                mb_stats = par.sum(mb_stats)  # the whole minibatch's statistics, in every process
+                stat_sum += mb_stats
+                n_minibatches += 1
+                if self.cfg.kl_stop is not None and float(mb_stats[-1]) > self.cfg.kl_stop:
                     stopped = True
                     break
             if stopped:
                 break
         update_s = time.perf_counter() - t
+        self.policy.model.eval()
+        self.value.eval()
         mask = rollout.response_mask
         mean_kl = float(batch["kl"].sum(-1).mean())  # per-sequence KL (already 0 at padding)
         self.kl_ctl.update(mean_kl, B)
-        metrics = {k: v / max(n_stats, 1) for k, v in stats_sum.items()}
+        metrics = {k: float(v) / max(n_minibatches, 1) for k, v in zip(stat_names, stat_sum)}
+        metrics["loss/ptx"] = float(par.sum(torch.tensor(ptx_sum / max(n_minibatches, 1)))) / par.world
         reward = batch["reward"]
         for k_i, k in enumerate(reward.categories):
             metrics[f"reward/{k}"] = float(reward.per_category[..., k_i].sum(-1).mean())
@@ -237,6 +339,8 @@ class PPOTrainer:
             **{f"time/{k}": v for k, v in batch["timings"].items()},
             "time/update": update_s, "time/iteration": time.perf_counter() - t0,
         })
+        if par.world > 1:
+            metrics["parallel/divergence"] = par.divergence(params)
         self.iteration += 1
         if not all(math.isfinite(v) for v in metrics.values()):
             raise FloatingPointError(f"non-finite metric at iteration {self.iteration}: {metrics}")

@@ -34,10 +34,12 @@ class SFTConfig:
     bf16: bool = False
 
 
-def sft_loss(policy: Policy, prompts: Sequence[str], answers: Sequence[str], max_answer_tokens: int = 128):
-    """Mean NLL per answer token: −Σ m·log π(y_t) / Σ m over the batch."""
+def sft_loss(policy: Policy, prompts: Sequence[str], answers: Sequence[str], max_answer_tokens: int = 128,
+             model=None):
+    """Mean NLL per answer token: −Σ m·log π(y_t) / Σ m over the batch. ``model``: the
+    module to run (e.g. the policy's DDP wrapper during PPO-ptx; default the policy's own)."""
     rollout = policy.teacher_forced(prompts, answers, max_answer_tokens)
-    return -masked_mean(policy.logprobs(rollout), rollout.response_mask)
+    return -masked_mean(policy.logprobs(rollout, model=model), rollout.response_mask)
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from fgrlhf.core.losses import (
     aggregate_loss,
     entropy_from_logits,
     logprobs_from_logits,
+    loss_denominator,
     policy_loss,
     value_loss,
 )
@@ -319,3 +320,33 @@ def test_gradients_flow_through_full_loss(device, mode):
     assert (logits.grad[~mask] == 0).all()
     assert (values.grad[~mask] == 0).all()
     assert values.grad[mask].abs().sum() > 0
+
+
+# ---------------------------------------------------------------- split batches
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
+def test_pieces_with_the_whole_denominator_add_up_to_the_whole(mode):
+    # Uneven pieces (3 + 1 + 2 rows, one response empty): with the whole batch's denominator,
+    # the pieces' losses sum to the whole batch's loss. This is what makes gradient
+    # accumulation and data-parallel shards equal to one big batch.
+    g = torch.Generator().manual_seed(0)
+    per_token = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    mask = torch.rand(6, 5, generator=g) > 0.3
+    mask[4] = False
+    whole = aggregate_loss(per_token, mask, mode)
+    denom = loss_denominator(mask, mode)
+    pieces = [slice(0, 3), slice(3, 4), slice(4, 6)]
+    total = sum(aggregate_loss(per_token[s], mask[s], mode, denom) for s in pieces)
+    torch.testing.assert_close(total, whole)
+    # Without it, the mean of the pieces' means is not the whole batch's loss.
+    naive = sum(aggregate_loss(per_token[s], mask[s], mode) for s in pieces) / 3
+    assert not torch.allclose(naive, whole)
+
+
+def test_loss_denominator_counts():
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    assert loss_denominator(mask, "token-mean").item() == 2
+    assert loss_denominator(mask, "seq-mean-token-sum").item() == 2
+    with pytest.raises(ValueError, match="unknown loss aggregation"):
+        loss_denominator(mask, "sum")
