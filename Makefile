@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@touch $@
 
 run: install
-	$(VENV)/bin/fgrlhf-segment
+	$(VENV)/bin/fgrlhf-pipeline
 
 test: install
 	$(PY) -m pytest -q tests

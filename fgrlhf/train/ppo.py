@@ -333,7 +333,8 @@ class PPOTrainer:
             "reward/penalised": float((reward.total - self.kl_ctl.kl_coef * batch["kl"]).mul(mask).sum(-1).mean()),
             "kl/sequence": mean_kl, "kl/coef": self.kl_ctl.kl_coef,
             "length/tokens": float(mask.sum(-1).float().mean()),
-            "length/empty": float((mask.sum(-1) == 0).float().mean()),
+            # Responses with no text (EOS first, or nothing generated): no segment to reward.
+            "length/empty": sum(1 for x in batch["texts"] if not x.strip()) / max(len(batch["texts"]), 1),
             "prompts/truncated": float(rollout.truncated_prompts),
             "ppo/early_stopped": float(stopped), "lr": self.scheduler.get_last_lr()[0],
             **{f"time/{k}": v for k, v in batch["timings"].items()},

@@ -93,3 +93,18 @@ def test_a_nan_reward_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_pa
     model_cls = type(Policy.from_pretrained(str(tiny_gpt2_dir)).model)
     state, _ = load_checkpoint(tmp_path / "run" / "checkpoint", model_cls, "cpu")
     assert state["trainer"]["iteration"] == 2 and len(state["history"]) == 2
+
+
+def test_bf16_autocast_by_config(tmp_path, tiny_gpt2_dir):
+    # The CUDA path's mixed precision, exercised on CPU (torch autocasts bf16 there too).
+    args = [*FAST, f"policy.init={tiny_gpt2_dir}", "iterations=1", "sampling.do_sample=false"]
+    fp32 = _train(*args, f"hydra.run.dir={tmp_path}/fp32", cwd=tmp_path)
+    bf16 = _train(*args, "precision=bf16", f"hydra.run.dir={tmp_path}/bf16", cwd=tmp_path)
+    assert fp32.returncode == 0, fp32.stderr[-3000:]
+    assert bf16.returncode == 0, bf16.stderr[-3000:]
+    a = json.loads((tmp_path / "fp32" / "metrics.jsonl").read_text().splitlines()[0])
+    b = json.loads((tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()[0])
+    assert b["policy/entropy"] == pytest.approx(a["policy/entropy"], rel=0.02)  # same computation...
+    assert b["policy/entropy"] != a["policy/entropy"]  # ...in lower precision
+    bad = _train(*args, "precision=fp8x", f"hydra.run.dir={tmp_path}/bad", cwd=tmp_path)
+    assert bad.returncode != 0 and "fp8x" in bad.stderr

@@ -48,3 +48,30 @@ def test_iterations_run_update_and_report(tiny_gpt2_dir, separate_value):
     assert metrics["kl/sequence"] != 0.0  # the policy moved away from the reference
     # 8 rollouts, minibatches of 4: 2 optimizer steps per epoch, 2 epochs, 2 iterations
     assert trainer.scheduler.last_epoch == 8
+
+
+def test_empty_generations_give_finite_metrics_and_zero_reward(tiny_gpt2_dir):
+    # Make EOS the greedy choice everywhere: every response is EOS alone, an empty text with
+    # no segment at any granularity. The iteration must still run and report it.
+    torch.manual_seed(0)
+    policy = Policy.from_pretrained(str(tiny_gpt2_dir), max_prompt_tokens=32)
+    model = policy.model
+    with torch.no_grad():
+        unit = torch.nn.functional.normalize(torch.randn(model.config.n_embd), dim=0)
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(unit)
+        model.transformer.wte.weight[policy.eos_id] = 50 * unit  # the LM head is tied to wte
+    value = ValueModel.for_policy(policy, separate=False)
+    agg = RewardAggregator({"relevance": KeywordReward(["the"], granularity="subsentence", hit=0.3, miss=-0.3),
+                            "factuality": KeywordReward(["a"], granularity="sentence", hit=0.5, miss=-0.5)})
+    trainer = PPOTrainer(policy, value, make_reference(policy), agg, PPOConfig(minibatch_size=2, ppo_epochs=1),
+                         SamplingConfig(max_new_tokens=8, do_sample=False))
+    prompts = ["question: who sang it?", "question: where is it?"]
+    batch = trainer.collect(prompts, [{} for _ in prompts])
+    assert batch["texts"] == ["", ""]
+    assert batch["rollout"].response_mask.sum(-1).tolist() == [1, 1]  # the EOS is the one action
+    assert batch["reward"].spans["relevance"] == [[], []] and batch["reward"].spans["factuality"] == [[], []]
+    assert float(batch["reward"].total.abs().sum()) == 0.0
+    metrics = trainer.step(prompts, [{} for _ in prompts])
+    assert metrics["length/empty"] == 1.0 and metrics["reward/total"] == 0.0
+    assert all(v == v and abs(v) != float("inf") for v in metrics.values())
