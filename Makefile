@@ -27,6 +27,7 @@ run: install
 	$(VENV)/bin/fgrlhf-pipeline
 
 test: install
+	@bash tools/install_chromium.sh || echo "== no Chromium: the browser test of the HTML report will be skipped"
 	$(PY) -m pytest -q tests
 
 # The three reward models of the fine-grained reward (R1, R2, R3), trained on the bundled

@@ -55,15 +55,28 @@ def evaluation_examples(task: TaskConfig, split: str, questions: int | None):
     return examples[:questions] if questions else examples
 
 
+def reward_values(rewards) -> dict[str, tuple[float, float] | float]:
+    """What each segment earns in training, per category, for the HTML report: (error-free,
+    error) rewards of a segment classifier, or the scale of a sequence-level score."""
+    out: dict[str, tuple[float, float] | float] = {}
+    for k, r in rewards.items():
+        if hasattr(r, "positive") and hasattr(r, "negative"):
+            out[k] = (float(r.positive), float(r.negative))
+        elif hasattr(r, "scale"):
+            out[k] = float(r.scale)
+    return out
+
+
 def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, kind: str = "auto",
                         max_prompt_tokens: int = 256, max_new_tokens: int = 64, batch_size: int = 8,
                         device: str | None = None) -> dict[str, Any]:
     """Greedy answers of ``policy_path`` on ``examples``, judged by ``aggregator``'s reward
-    models; ``summary.json`` and ``outputs.jsonl`` go to ``out_dir``."""
+    models; ``summary.json``, ``outputs.jsonl`` and ``rollouts.html`` (each answer with its
+    segments coloured by each reward model's verdict) go to ``out_dir``."""
     import torch
 
     from fgrlhf.cli.sft import base_checkpoint
-    from fgrlhf.eval import evaluate_qa, write_jsonl
+    from fgrlhf.eval import evaluate_qa, items_from_eval_records, rollout_report, write_jsonl
     from fgrlhf.policy import Policy, SamplingConfig
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,6 +87,8 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
     summary = {"policy": str(policy_path), "questions": len(examples), **summary}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(records, out_dir / "outputs.jsonl")
+    rollout_report(items_from_eval_records(records, reward_values(aggregator.rewards)), out_dir / "rollouts.html",
+                   title=f"{policy_path}: {len(examples)} questions")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
