@@ -59,6 +59,14 @@ class RewardConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # iterations between evaluations on held-out questions (0: none)
+    split: str = "dev"  # dev | test (the question split of fgrlhf-rm/-sft)
+    questions: int = 20  # the first N questions of the split
+    batch_size: int = 8
+
+
+@dataclass
 class WandbConfig:
     project: str | None = None
     mode: str | None = None
@@ -80,6 +88,7 @@ class TrainAppConfig:
     checkpoint_every: int = 0  # iterations between resumable checkpoints (0: none)
     ptx_per_iteration: int = 8  # PPO-ptx (ppo.ptx_coef > 0): SFT pairs per iteration
     resume: str | None = None  # a checkpoint folder written by checkpoint_every
+    eval: EvalConfig = field(default_factory=EvalConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
@@ -122,6 +131,24 @@ def load_checkpoint(directory: Path, model_cls, device):
         raise FileNotFoundError(f"{directory} is not an fgrlhf-train checkpoint (no trainer.pt)")
     state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=False)
     return state, model_cls.from_pretrained(directory / "policy").to(device)
+
+
+def evaluate_during_training(trainer, examples, cfg: TrainAppConfig) -> dict[str, float]:
+    """The QA-Feedback metrics of the current policy on held-out questions (greedy), as
+    ``eval/<metric>``, judged by the trainer's own reward models. The RNG state is put back,
+    so evaluating does not change the training run."""
+    import torch
+
+    from fgrlhf.eval import evaluate_qa
+    from fgrlhf.policy import SamplingConfig
+
+    rng = torch.get_rng_state()
+    greedy = SamplingConfig(max_new_tokens=cfg.sampling.max_new_tokens, do_sample=False, num_samples=1)
+    summary, _ = evaluate_qa(trainer.policy, examples, trainer.aggregator.rewards, greedy,
+                             batch_size=cfg.eval.batch_size, progress=False, segmenter=trainer.aggregator.segmenter)
+    torch.set_rng_state(rng)
+    trainer.policy.model.eval()
+    return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None}
 
 
 def make_accelerator(cfg: TrainAppConfig):
@@ -169,6 +196,9 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     _, parts = split_task(qa_feedback_task(cfg.task.prompts_file), cfg.task.dev_questions,
                           cfg.task.test_questions, cfg.task.split_seed)
     train = parts["train"]
+    if cfg.eval.split not in ("dev", "test"):
+        raise ValueError(f"eval.split must be dev or test, not {cfg.eval.split!r}")
+    held_out = parts[cfg.eval.split][: cfg.eval.questions]
     par.shard(cfg.task.prompts_per_iteration)  # fail now, not after loading models
     init = base_checkpoint(cfg.policy.init) if par.is_main else None
     par.barrier()  # the main process builds a missing base checkpoint, the others wait
@@ -216,6 +246,10 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
             kept = (f"the last checkpoint, {last}, is intact (resume with resume={last})"
                     if (last / "trainer.pt").exists() else "no checkpoint had been written yet")
             raise SystemExit(f"fgrlhf-train: stopped at iteration {it}: {err}; {kept}") from err
+        if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
+            if par.is_main:
+                metrics.update(evaluate_during_training(trainer, held_out, cfg))
+            par.barrier()
         if logger:
             logger.log(metrics, it)
         history.append(metrics)
@@ -237,10 +271,17 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
         "first": history[0] if history else {},
         "output": str(out),
     }
+    evals = [m for m in history if any(k.startswith("eval/") for k in m)]
+    if evals:
+        summary["eval"] = {k[len("eval/"):]: v for k, v in evals[-1].items() if k.startswith("eval/")}
     if par.is_main:
         logger.close()
         with open(out / "metrics.json", "w") as f:
             json.dump(summary, f, indent=1)
+        if history:
+            from fgrlhf.eval.plots import plot_learning_curves
+
+            plot_learning_curves(out / "metrics.jsonl", out / "learning_curves.png")
         if cfg.save_policy:
             from fgrlhf.train.checkpoint import atomic_save_dir
 

@@ -27,7 +27,7 @@ FAST = ["experiment=tiny", "iterations=2", "task.prompts_per_iteration=2", "samp
 
 def test_weight_sweep_writes_one_folder_per_run(tmp_path, tiny_gpt2_dir):
     res = _train("-m", *FAST, f"policy.init={tiny_gpt2_dir}", "reward.weights.relevance=0.1,0.3",
-                 f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+                 "eval.every=2", "eval.questions=2", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     summaries = sorted((tmp_path / "sweep").glob("*/metrics.json"))
     assert len(summaries) == 2
@@ -36,6 +36,12 @@ def test_weight_sweep_writes_one_folder_per_run(tmp_path, tiny_gpt2_dir):
     for p in summaries:
         lines = (p.parent / "metrics.jsonl").read_text().strip().splitlines()
         assert len(lines) == 2 and "reward/relevance" in json.loads(lines[-1])
+        # Evaluated on 2 held-out questions at the last iteration, with the run's own rewards.
+        last = json.loads(lines[-1])
+        assert 0.0 <= last["eval/relevance_ratio"] <= 1.0 and last["eval/n_answers"] == 2
+        assert "eval/relevance_ratio" not in json.loads(lines[0])
+        assert json.loads(p.read_text())["eval"]["relevance_ratio"] == last["eval/relevance_ratio"]
+        assert (p.parent / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_users_reward_model_plugs_in_by_config_only(tmp_path, tiny_gpt2_dir):
