@@ -42,6 +42,14 @@ def test_weight_sweep_writes_one_folder_per_run(tmp_path, tiny_gpt2_dir):
         assert "eval/relevance_ratio" not in json.loads(lines[0])
         assert json.loads(p.read_text())["eval"]["relevance_ratio"] == last["eval/relevance_ratio"]
         assert (p.parent / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The sweep's summary: one row per run, the trade-off plot and its Pareto front.
+    from fgrlhf.eval.sweep import summarize_sweep
+
+    result = summarize_sweep(tmp_path / "sweep", axes=("eval/relevance_ratio", "reward/length", "length/tokens"))
+    assert sorted(r["weight/relevance"] for r in result["runs"]) == [0.1, 0.3]
+    assert any(result["pareto"])
+    assert (tmp_path / "sweep" / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "sweep" / "summary.md").read_text().count("\n| ") == 3  # header + 2 runs
 
 
 def test_a_users_reward_model_plugs_in_by_config_only(tmp_path, tiny_gpt2_dir):
