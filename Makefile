@@ -12,7 +12,7 @@ PIP_QUIET := $(PY) -m pip install --quiet
 # Hide pip's notices about absent local mirror folders; real errors still stop the build.
 FILTER := grep -v -E "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: install run test lint bench clean reward-models
+.PHONY: install run test lint bench bench-trl clean reward-models
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,15 @@ bench: install
 	$(PY) bench/bench_segment_align.py
 	$(PY) bench/bench_gae.py
 	$(PY) bench/bench_rewards.py
+	$(PY) bench/bench_ppo_phases.py
+
+# fgrlhf against TRL's PPO trainer, in a separate virtualenv holding trl==1.12.0.
+BENCH_VENV ?= .venv-bench
+bench-trl:
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet "$(TORCH)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[dev,bench]"
+	$(BENCH_VENV)/bin/python bench/bench_ppo_vs_trl.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

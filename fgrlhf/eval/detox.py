@@ -155,8 +155,8 @@ def continuation_nll(model, tokenizer, prompts: Sequence[str], continuations: Se
     for p, c in zip(p_ids, c_ids):
         p = p if p else [start_id]
         if limit and len(p) + len(c) > limit:
-            c = c[: limit - 1]
-            p = p[len(p) - (limit - len(c)) :]
+            c = c[: limit - 1]  # keep at least one prompt token to predict the first from
+            p = p[max(0, len(p) - (limit - len(c))) :]
         seqs.append((p, c))
     out: list[tuple[float, int]] = []
     for start in range(0, len(seqs), batch_size):

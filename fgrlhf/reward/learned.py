@@ -32,7 +32,7 @@ class RMMetadata:
     """What a reward-model checkpoint is, saved next to its weights."""
 
     category: str  # relevance | factuality | completeness | preference | ...
-    kind: Literal["segment", "sequence"]
+    kind: Literal["segment", "sequence", "toxicity"]
     granularity: str
     backbone: str
     label_scheme: dict[str, str]
