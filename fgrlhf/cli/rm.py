@@ -97,8 +97,9 @@ def run(cfg: RMAppConfig) -> dict[str, Any]:
 
     from fgrlhf.data import load_feedback
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint, split_by_question
+    from fgrlhf.device import default_device
     from fgrlhf.reward.encoding import SeparatorEncoder
-    from fgrlhf.reward.learned import RMMetadata, default_device
+    from fgrlhf.reward.learned import RMMetadata
     from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
     from fgrlhf.train import rm as T
 

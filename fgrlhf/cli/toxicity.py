@@ -182,8 +182,8 @@ def run(cfg: ToxicityAppConfig) -> dict[str, Any]:
     import torch
 
     from fgrlhf.data.rtp import RTPSplit, load_rtp, scored_texts, split_rtp
+    from fgrlhf.device import default_device
     from fgrlhf.eval.detox import agreement_metrics
-    from fgrlhf.reward.learned import default_device
     from fgrlhf.reward.toxicity import SPLIT_FILE, ToxicityScorer, toxicity_metadata
 
     if cfg.threads:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from fgrlhf.device import default_device, resolve_bf16
 from fgrlhf.reward.base import RewardInputs, SegmentScores
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.segment.base import Granularity, Span
@@ -117,10 +118,6 @@ class MeanPoolScorer(torch.nn.Module):
         save_file({k: v.contiguous() for k, v in self.score.state_dict().items()}, Path(path) / self.HEAD_FILE)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Right-pad id lists: ``input_ids``, ``attention_mask`` ``[N, L]``."""
     width = max(len(s) for s in seqs)
@@ -160,7 +157,7 @@ class _Loaded:
     """Loads the checkpoint, tokenizer and metadata; frozen, eval mode, chosen device."""
 
     def __init__(self, checkpoint: str | Path, model_cls, device: str | None, batch_size: int,
-                 bf16: bool = False) -> None:
+                 bf16: bool | None = None) -> None:
         from transformers import AutoTokenizer
 
         self.checkpoint = str(checkpoint)
@@ -171,11 +168,11 @@ class _Loaded:
         self.model.requires_grad_(False)
         self.encoder = SeparatorEncoder(self.tokenizer, self.meta.max_length, self.meta.max_question_tokens)
         self.batch_size = batch_size
-        self.bf16 = bf16
+        self.bf16 = resolve_bf16(bf16, self.device)
         self.granularity = Granularity(self.meta.granularity)
 
     def autocast(self):
-        """bfloat16 autocast for the forward passes when ``bf16`` (faster on recent CPUs and GPUs)."""
+        """bfloat16 autocast for the forward passes when ``bf16`` (``None``: where it is fast)."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
 
@@ -184,7 +181,7 @@ class SegmentClassifierReward(_Loaded):
 
     def __init__(self, checkpoint: str | Path, positive: float = 0.3, negative: float = -0.3,
                  mode: Literal["label", "expected"] = "label", device: str | None = None,
-                 batch_size: int = 16, bf16: bool = False) -> None:
+                 batch_size: int = 16, bf16: bool | None = None) -> None:
         from transformers import AutoModelForTokenClassification
 
         super().__init__(checkpoint, AutoModelForTokenClassification, device, batch_size, bf16)
@@ -232,7 +229,7 @@ class SequenceReward(_Loaded):
     granularity = Granularity.SEQUENCE
 
     def __init__(self, checkpoint: str | Path, scale: float = 1.0, normalize: bool = True,
-                 device: str | None = None, batch_size: int = 16, bf16: bool = False) -> None:
+                 device: str | None = None, batch_size: int = 16, bf16: bool | None = None) -> None:
         super().__init__(checkpoint, MeanPoolScorer, device, batch_size, bf16)
         if self.meta.kind != "sequence":
             raise ValueError(f"{checkpoint} holds a {self.meta.kind} model, not a sequence reward model")

@@ -34,8 +34,9 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from fgrlhf.device import default_device, resolve_bf16
 from fgrlhf.reward.base import RewardInputs, SegmentScores
-from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata, default_device, pad_batch
+from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata, pad_batch
 from fgrlhf.segment.base import Granularity, Span
 
 CATEGORY = "toxicity"  # RMMetadata.category and .kind of a toxicity-scorer checkpoint
@@ -63,18 +64,18 @@ class ToxicityScorer:
     """
 
     def __init__(self, model: MeanPoolScorer, tokenizer, max_length: int = 128, batch_size: int = 64,
-                 device: str | torch.device | None = None, bf16: bool = False) -> None:
+                 device: str | torch.device | None = None, bf16: bool | None = None) -> None:
         self.device = torch.device(device) if device else default_device()
         self.model = model.to(self.device)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
-        self.bf16 = bf16
+        self.bf16 = resolve_bf16(bf16, self.device)
         self.meta: RMMetadata | None = None  # set when loaded from a checkpoint
 
     @classmethod
     def from_backbone(cls, backbone: str, max_length: int = 128, batch_size: int = 64,
-                      device: str | torch.device | None = None, bf16: bool = False) -> ToxicityScorer:
+                      device: str | torch.device | None = None, bf16: bool | None = None) -> ToxicityScorer:
         """An untrained scorer: the encoder ``backbone`` (short name, path or hub id) and a new head."""
         from transformers import AutoTokenizer
 
@@ -86,7 +87,7 @@ class ToxicityScorer:
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, device: str | torch.device | None = None,
-                        batch_size: int = 64, bf16: bool = False) -> ToxicityScorer:
+                        batch_size: int = 64, bf16: bool | None = None) -> ToxicityScorer:
         """A trained scorer, frozen: what rewards and evaluation use."""
         from transformers import AutoTokenizer
 
@@ -198,7 +199,7 @@ def holistic_toxicity_rows(scorer: TextToxicity, texts: Sequence[str],
 
 
 def _scorer(checkpoint: str | Path | None, scorer: TextToxicity | None, device, batch_size: int,
-            bf16: bool) -> TextToxicity:
+            bf16: bool | None) -> TextToxicity:
     if (checkpoint is None) == (scorer is None):
         raise ValueError("give a toxicity-scorer checkpoint or a scorer object, exactly one of them")
     if scorer is not None:
@@ -212,7 +213,7 @@ class HolisticToxicityReward:
     granularity = Granularity.SEQUENCE
 
     def __init__(self, checkpoint: str | Path | None = None, scorer: TextToxicity | None = None,
-                 device: str | None = None, batch_size: int = 64, bf16: bool = False) -> None:
+                 device: str | None = None, batch_size: int = 64, bf16: bool | None = None) -> None:
         self.scorer = _scorer(checkpoint, scorer, device, batch_size, bf16)
 
     def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores:
@@ -225,7 +226,7 @@ class SentenceToxicityReward:
     granularity = Granularity.SENTENCE
 
     def __init__(self, checkpoint: str | Path | None = None, scorer: TextToxicity | None = None,
-                 device: str | None = None, batch_size: int = 64, bf16: bool = False,
+                 device: str | None = None, batch_size: int = 64, bf16: bool | None = None,
                  empty_toxicity: float | None = None) -> None:
         self.scorer = _scorer(checkpoint, scorer, device, batch_size, bf16)
         self.empty_toxicity = empty_toxicity

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
+from fgrlhf.device import resolve_bf16
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
 from fgrlhf.train.checkpoint import atomic_save_dir
@@ -40,7 +41,8 @@ class OptimConfig:
     seed: int = 0
     error_class_weight: float = 1.0  # >1 weighs the error class up in the segment loss
     freeze_layers: int = 0  # freeze the embeddings and this many lowest encoder layers (0: none)
-    bf16: bool = False  # bfloat16 autocast for forward passes (CPU or CUDA); weights stay float32
+    bf16: bool | None = None  # bfloat16 autocast for forward passes; null: where it is fast
+    # (CUDA, or a CPU with AVX-512 BF16/AMX; elsewhere it is ~5× slower). Weights stay float32.
     head_lr: float | None = None  # learning rate of the new head (default: lr); a few hundred
     # examples move a randomly initialised head too slowly at an encoder's fine-tuning rate
 
@@ -217,8 +219,8 @@ def _eval_points(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
 
 
 def _autocast(cfg: OptimConfig, model):
-    device_type = next(model.parameters()).device.type
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    device = next(model.parameters()).device
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_bf16(cfg.bf16, device))
 
 
 def _fit(model, n_train: int, batch_loss, evaluate, describe, cfg: OptimConfig, logger=None) -> dict:
@@ -307,6 +309,10 @@ def train_ranking_model(model, train: Sequence[Sequence[Window]], train_ex: Sequ
                         cfg: OptimConfig, device, logger=None) -> dict:
     """Fine-tune a scalar head with the pairwise (Bradley–Terry) loss, one question per
     batch element; returns the training history."""
+    if not any(ex.pairs for ex in dev_ex):
+        # Without a comparison on dev there is nothing to select the best checkpoint by.
+        raise ValueError(f"the preference model's dev split ({len(dev_ex)} questions) holds no comparison "
+                         "pairs; give it more dev questions (dev_questions) or ones with rankings")
 
     def batch_loss(indices):
         rewards = score_windows(model, [w for j in indices for w in train[j]], pad_id, device).float()  # [N]

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from fgrlhf.core.masked import masked_mean
+from fgrlhf.device import resolve_bf16
 from fgrlhf.policy.model import Policy
 
 
@@ -31,7 +32,7 @@ class SFTConfig:
     max_answer_tokens: int = 128
     max_minutes: float | None = None  # stop early once this much time is spent
     seed: int = 0
-    bf16: bool = False
+    bf16: bool | None = None  # bfloat16 autocast; null: where it is fast (see fgrlhf.device)
 
 
 def sft_loss(policy: Policy, prompts: Sequence[str], answers: Sequence[str], max_answer_tokens: int = 128,
@@ -68,6 +69,7 @@ def train_sft(policy: Policy, train: Sequence[tuple[str, str]], dev: Sequence[tu
     history = {"dev_loss_before": sft_eval_loss(policy, dev, cfg) if dev else None, "dev_loss": []}
     t0, step, stopped_early = time.time(), 0, False
     device_type = policy.device.type
+    bf16 = resolve_bf16(cfg.bf16, policy.device)
     for epoch in range(cfg.epochs):
         order = list(range(len(train)))
         rng.shuffle(order)
@@ -75,7 +77,7 @@ def train_sft(policy: Policy, train: Sequence[tuple[str, str]], dev: Sequence[tu
         bar = tqdm(range(steps_per_epoch), desc=f"sft epoch {epoch + 1}/{cfg.epochs}", unit="step")
         for i in bar:
             batch = [train[j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
                 loss = sft_loss(policy, [p for p, _ in batch], [a for _, a in batch], cfg.max_answer_tokens)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"SFT loss is {float(loss)} at step {step}")

@@ -95,3 +95,15 @@ def test_ranking_training_learns_longer_is_better(tiny_bert_dir, minilm_tokenize
     cfg = OptimConfig(lr=3e-3, epochs=6, batch_size=4, patience=100, evals_per_epoch=1)
     result = train_ranking_model(model, inputs[:20], exs[:20], inputs[20:], exs[20:], 0, cfg, torch.device("cpu"))
     assert result["best_dev_accuracy"] == 1.0
+
+
+def test_ranking_training_refuses_a_dev_split_without_pairs(tiny_bert_dir, minilm_tokenizer):
+    from fgrlhf.reward.learned import MeanPoolScorer
+
+    enc = SeparatorEncoder(minilm_tokenizer, max_length=32)
+    exs = [RankingExample(i, "q", [], ["a b", "a"], pairs=[(0, 1)] if i < 4 else []) for i in range(6)]
+    inputs = [[enc.encode_sequence("q", a) for a in ex.answers] for ex in exs]
+    model = MeanPoolScorer.from_pretrained(tiny_bert_dir)
+    cfg = OptimConfig(lr=1e-3, epochs=1, batch_size=2)
+    with pytest.raises(ValueError, match="dev split .*2 questions.* no comparison pairs"):
+        train_ranking_model(model, inputs[:4], exs[:4], inputs[4:], exs[4:], 0, cfg, torch.device("cpu"))
