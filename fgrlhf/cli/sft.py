@@ -1,13 +1,21 @@
-"""``fgrlhf-sft``: supervised fine-tuning of a policy on QA-Feedback (prompt, answer) pairs.
+"""``fgrlhf-sft``: supervised fine-tuning of a policy on (prompt, answer) pairs.
 
-    fgrlhf-sft                                   # MiniLM encoder-decoder, bundled data
+    fgrlhf-sft                                   # MiniLM encoder-decoder, bundled QA-Feedback
     fgrlhf-sft policy.init=tiny_gpt2 sft.epochs=1
     fgrlhf-sft policy.init=t5-large prompts_file=/data/qa_feedback/train.json device=cuda
+    fgrlhf-sft --config-name sft_rtp             # the detox policy: tiny GPT-2 on RTP text
 
-Pairs are the prompt file's ``text`` and its first reference answer. Questions are split
-exactly as ``fgrlhf-rm`` splits them (same seed and sizes over the same questions), so the
-SFT policy never trains on the questions held out for evaluation. The result is a Hugging
-Face checkpoint (``runs/sft/<name>`` by default) with an ``fgrlhf_sft.json`` record.
+``task=qa_feedback``: pairs are the prompt file's ``text`` and its first reference answer.
+Questions are split exactly as ``fgrlhf-rm`` splits them (same seed and sizes over the same
+questions), so the SFT policy never trains on the questions held out for evaluation.
+
+``task=rtp``: pairs are RealToxicityPrompts' (prompt, human continuation) of every record
+outside the evaluation prompts' groups (``fgrlhf.data.rtp.split_rtp``, the split of
+``fgrlhf-toxicity`` and of the detox PPO task), toxic ones included: the policy learns to
+continue text as people write it, toxicity and all, which is what detoxification starts from.
+
+The result is a Hugging Face checkpoint (``runs/sft/<name>`` by default) with an
+``fgrlhf_sft.json`` record.
 """
 
 from __future__ import annotations
@@ -24,12 +32,12 @@ from omegaconf import MISSING, OmegaConf
 from fgrlhf.paths import CONF_DIR, PROJECT_ROOT, register_resolvers, run_dir
 from fgrlhf.train.sft import SFTConfig
 
-LOCAL_INITS = ("minilm_seq2seq", "tiny_gpt2")
+LOCAL_INITS = ("minilm_seq2seq", "tiny_gpt2", "tiny_gpt2_rtp")
 
 
 @dataclass
 class PolicyInit:
-    init: str = "minilm_seq2seq"  # minilm_seq2seq | tiny_gpt2 | a local path or hub id
+    init: str = "minilm_seq2seq"  # minilm_seq2seq | tiny_gpt2 | tiny_gpt2_rtp | a local path or hub id
     kind: str = "auto"  # auto | causal | seq2seq
     max_prompt_tokens: int = 256
 
@@ -38,11 +46,15 @@ class PolicyInit:
 class SFTAppConfig:
     policy: PolicyInit = field(default_factory=PolicyInit)
     sft: SFTConfig = field(default_factory=SFTConfig)
-    prompts_file: str = MISSING
+    task: str = "qa_feedback"  # qa_feedback | rtp
+    prompts_file: str = MISSING  # qa_feedback: prompts JSON; rtp: RTP JSON lines
     output: str | None = None  # default: runs/sft/<policy.init>
     split_seed: int = 0
-    dev_questions: int = 40
-    test_questions: int = 60
+    dev_questions: int = 40  # qa_feedback
+    test_questions: int = 60  # qa_feedback
+    eval_prompts: int = 500  # rtp: as fgrlhf-toxicity and the rtp task draw the split
+    scorer_test: int = 500  # rtp
+    dev_fraction: float = 0.05  # rtp: pairs held out for the dev loss
     device: str | None = None
     threads: int | None = None
     wandb_mode: str | None = None  # online | offline | disabled (default offline)
@@ -64,6 +76,16 @@ def base_checkpoint(init: str) -> str:
 
     if init == "minilm_seq2seq":
         return str(build_minilm_seq2seq(out))
+    if init == "tiny_gpt2_rtp":
+        from fgrlhf.data.rtp import load_rtp, split_rtp
+
+        # The tokenizer learns RTP's vocabulary, profanity included, from every record
+        # outside the evaluation prompts' groups (the default split).
+        records = load_rtp()
+        split = split_rtp(records)
+        kept = set(split.scorer_train) | set(split.scorer_test)
+        return str(build_tiny_gpt2(out, [t for r in records if r.index in kept
+                                         for t in (r.prompt.text, r.continuation.text)]))
     from fgrlhf.data import load_feedback, load_prompts
     from fgrlhf.paths import DATA_DIR
 
@@ -73,12 +95,38 @@ def base_checkpoint(init: str) -> str:
     return str(build_tiny_gpt2(out, texts))
 
 
+def sft_pairs(cfg: SFTAppConfig) -> dict[str, list[tuple[str, str]]]:
+    """``{"train": [...], "dev": [...]}`` (prompt, answer) pairs of the configured task."""
+    import random
+
+    if cfg.task == "qa_feedback":
+        from fgrlhf.data import load_prompts
+        from fgrlhf.data.split import split_by_question
+
+        prompts = load_prompts(cfg.prompts_file)
+        split = split_by_question([p.question for p in prompts], cfg.dev_questions, cfg.test_questions,
+                                  cfg.split_seed)
+        return {part: [(prompts[i].text, prompts[i].references[0]) for i in getattr(split, part)
+                       if prompts[i].references] for part in ("train", "dev")}
+    if cfg.task == "rtp":
+        from fgrlhf.data.rtp import load_rtp, split_rtp
+
+        records = load_rtp(cfg.prompts_file)
+        split = split_rtp(records, cfg.eval_prompts, cfg.scorer_test, cfg.split_seed)
+        by_index = {r.index: r for r in records}
+        pairs = [(by_index[i].prompt.text, by_index[i].continuation.text)
+                 for i in sorted(set(split.scorer_train) | set(split.scorer_test))
+                 if by_index[i].continuation.text.strip()]
+        random.Random(cfg.split_seed).shuffle(pairs)
+        n_dev = max(1, round(cfg.dev_fraction * len(pairs)))
+        return {"train": pairs[n_dev:], "dev": pairs[:n_dev]}
+    raise ValueError(f"task must be qa_feedback or rtp, not {cfg.task!r}")
+
+
 def run(cfg: SFTAppConfig) -> dict[str, Any]:
     import torch
     import transformers
 
-    from fgrlhf.data import load_prompts
-    from fgrlhf.data.split import split_by_question
     from fgrlhf.logging import MetricsLogger
     from fgrlhf.policy import Policy
     from fgrlhf.train.sft import train_sft
@@ -87,10 +135,7 @@ def run(cfg: SFTAppConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    prompts = load_prompts(cfg.prompts_file)
-    split = split_by_question([p.question for p in prompts], cfg.dev_questions, cfg.test_questions, cfg.split_seed)
-    pairs = {part: [(prompts[i].text, prompts[i].references[0]) for i in getattr(split, part)
-                    if prompts[i].references] for part in ("train", "dev")}
+    pairs = sft_pairs(cfg)
     init = base_checkpoint(cfg.policy.init)
     policy = Policy.from_pretrained(init, cfg.policy.kind, cfg.policy.max_prompt_tokens, device)
     out = Path(cfg.output or PROJECT_ROOT / "runs" / "sft" / Path(cfg.policy.init).name)
@@ -105,7 +150,7 @@ def run(cfg: SFTAppConfig) -> dict[str, Any]:
     def write(tmp: Path) -> None:
         policy.model.save_pretrained(tmp)
         policy.tokenizer.save_pretrained(tmp)
-        record = {"init": cfg.policy.init, "kind": policy.kind, "split_seed": cfg.split_seed,
+        record = {"init": cfg.policy.init, "kind": policy.kind, "task": cfg.task, "split_seed": cfg.split_seed,
                   "sft": asdict(cfg.sft) if not OmegaConf.is_config(cfg.sft) else OmegaConf.to_container(cfg.sft),
                   "history": history}
         (tmp / "fgrlhf_sft.json").write_text(json.dumps(record, indent=1))

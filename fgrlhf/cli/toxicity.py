@@ -3,6 +3,7 @@
     fgrlhf-toxicity                                    # MiniLM on the bundled RTP subset → runs/toxicity
     fgrlhf-toxicity mode=eval checkpoint=runs/toxicity eval_split=test
     fgrlhf-toxicity backbone=roberta-base max_length=128 optim.epochs=2 device=cuda
+    fgrlhf-toxicity --config-name toxicity_fasttext    # a bag-of-n-grams scorer → runs/toxicity_fasttext
 
 The bundled RTP records are split with a fixed seed (``fgrlhf.data.rtp.split_rtp``; saved as
 ``split.json`` in the checkpoint): the scorer trains on the Perspective-scored prompt and
@@ -46,7 +47,7 @@ class ScorerOptimConfig:
     warmup_ratio: float = 0.06
     grad_clip: float = 1.0
     freeze_layers: int = 2  # freeze the embeddings and this many lowest encoder layers (0: none)
-    bf16: bool = False  # bfloat16 autocast: faster on CPUs with AVX-512 BF16/AMX and on GPUs
+    bf16: bool | None = None  # bfloat16 autocast; null: where it is fast (fgrlhf.device)
     seed: int = 0
 
 
@@ -59,7 +60,7 @@ class WandbConfig:
 @dataclass
 class ToxicityAppConfig:
     mode: str = "train"  # train | eval
-    backbone: str = "minilm"  # short name, local path or hub id of a Hugging Face encoder
+    backbone: str = "minilm"  # a Hugging Face encoder (short name, path, hub id), or fasttext
     data_file: str = MISSING  # RTP JSON lines
     checkpoint: str | None = None  # train: where to save (default runs/toxicity); eval: what to load
     split_file: str | None = None  # reuse a saved RTP split instead of drawing one
@@ -131,6 +132,7 @@ def train_scorer(scorer, texts: list[str], targets: list[float], cfg: ScorerOpti
     import torch.nn.functional as F
     from tqdm import tqdm
 
+    from fgrlhf.reward.toxicity import BagOfNgrams
     from fgrlhf.train.rm import freeze_lower_layers
 
     if not texts:
@@ -148,7 +150,9 @@ def train_scorer(scorer, texts: list[str], targets: list[float], cfg: ScorerOpti
     y = torch.tensor(targets, dtype=torch.float32)
     steps_per_epoch = len(length_batches(lengths, cfg.batch_size, random.Random(0)))  # the same every epoch
     opt, sched = _optimizer(scorer, cfg, steps_per_epoch * cfg.epochs)
-    scorer.bf16 = cfg.bf16
+    from fgrlhf.device import resolve_bf16
+
+    scorer.bf16 = resolve_bf16(cfg.bf16, scorer.device) if not isinstance(scorer.model, BagOfNgrams) else False
     scorer.model.train()
     step, t0, epoch_loss = 0, time.time(), float("nan")
     for epoch in range(cfg.epochs):
@@ -184,7 +188,12 @@ def run(cfg: ToxicityAppConfig) -> dict[str, Any]:
     from fgrlhf.data.rtp import RTPSplit, load_rtp, scored_texts, split_rtp
     from fgrlhf.device import default_device
     from fgrlhf.eval.detox import agreement_metrics
-    from fgrlhf.reward.toxicity import SPLIT_FILE, ToxicityScorer, toxicity_metadata
+    from fgrlhf.reward.toxicity import (
+        SPLIT_FILE,
+        load_toxicity_scorer,
+        new_toxicity_scorer,
+        toxicity_metadata,
+    )
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -196,7 +205,7 @@ def run(cfg: ToxicityAppConfig) -> dict[str, Any]:
     checkpoint = Path(cfg.checkpoint or PROJECT_ROOT / "runs" / "toxicity")
 
     if cfg.mode == "eval":
-        scorer = ToxicityScorer.from_pretrained(checkpoint, device=device, batch_size=cfg.eval_batch_size)
+        scorer = load_toxicity_scorer(checkpoint, device=device, batch_size=cfg.eval_batch_size)
         if cfg.eval_split == "all":
             indices = [r.index for r in records]
         elif cfg.eval_split in ("test", "eval_prompts"):
@@ -232,7 +241,7 @@ def run(cfg: ToxicityAppConfig) -> dict[str, Any]:
     logger = MetricsLogger(run_dir(), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
                            project=cfg.wandb.project, mode=cfg.wandb.mode, name="toxicity-scorer")
     torch.manual_seed(cfg.optim.seed)  # the new head's initialisation is part of the run
-    scorer = ToxicityScorer.from_backbone(cfg.backbone, cfg.max_length, cfg.eval_batch_size, device)
+    scorer = new_toxicity_scorer(cfg.backbone, cfg.max_length, cfg.eval_batch_size, device)
     print(f"[fgrlhf-toxicity] {len(train_items)} training texts ({len(split.scorer_train)} records) / "
           f"{len(test_items)} test texts ({len(split.scorer_test)} records); {len(split.eval_prompts)} "
           f"evaluation prompts held out; backbone {cfg.backbone}; device {device}; "

@@ -32,11 +32,13 @@ from fgrlhf.train.ppo import PPOConfig
 
 @dataclass
 class TaskConfig:
-    name: str = "qa_feedback"
+    name: str = "qa_feedback"  # qa_feedback | rtp
     prompts_file: str = MISSING
     split_seed: int = 0
-    dev_questions: int = 40
+    dev_questions: int = 40  # qa_feedback: the split of fgrlhf-rm and fgrlhf-sft
     test_questions: int = 60
+    eval_prompts: int = 500  # rtp: the split of fgrlhf-toxicity and fgrlhf-sft (task=rtp)
+    scorer_test: int = 500
     prompts_per_iteration: int = 8
 
 
@@ -60,10 +62,15 @@ class RewardConfig:
 
 @dataclass
 class EvalConfig:
-    every: int = 0  # iterations between evaluations on held-out questions (0: none)
-    split: str = "dev"  # dev | test (the question split of fgrlhf-rm/-sft)
-    questions: int = 20  # the first N questions of the split
+    every: int = 0  # iterations between evaluations on held-out prompts (0: none)
+    split: str = "dev"  # qa_feedback: dev | test (the question split of fgrlhf-rm/-sft); rtp: eval
+    questions: int = 20  # the first N prompts of the split
     batch_size: int = 8
+    # rtp: continuations sampled per prompt (the paper: 25, nucleus 0.9) and toxicity scorers
+    # other than the reward's (name → fgrlhf-toxicity checkpoint) that judge them too.
+    samples: int = 25
+    top_p: float = 0.9
+    toxicity_scorers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,19 +140,53 @@ def load_checkpoint(directory: Path, model_cls, device):
     return state, model_cls.from_pretrained(directory / "policy").to(device)
 
 
-def evaluate_during_training(trainer, examples, cfg: TrainAppConfig) -> dict[str, float]:
-    """The QA-Feedback metrics of the current policy on held-out questions (greedy), as
-    ``eval/<metric>``, judged by the trainer's own reward models. The RNG state is put back,
-    so evaluating does not change the training run."""
+def load_task(cfg: TaskConfig) -> dict[str, list]:
+    """The task's prompts by part: qa_feedback ``train``/``dev``/``test`` (the question split
+    of the reward models and SFT); rtp ``train``/``eval`` (the non-toxic prompts, split as the
+    toxicity scorer was: no evaluation prompt's record ever trained it)."""
+    if cfg.name == "qa_feedback":
+        from fgrlhf.data.tasks import qa_feedback_task, split_task
+
+        return split_task(qa_feedback_task(cfg.prompts_file), cfg.dev_questions, cfg.test_questions,
+                          cfg.split_seed)[1]
+    if cfg.name == "rtp":
+        from fgrlhf.data.rtp import load_rtp, rtp_task, split_rtp
+
+        records = load_rtp(cfg.prompts_file)
+        split = split_rtp(records, cfg.eval_prompts, cfg.scorer_test, cfg.split_seed)
+        return {"train": rtp_task(records, split.train_prompts), "eval": rtp_task(records, split.eval_prompts)}
+    raise ValueError(f"task {cfg.name!r} is not available; expected qa_feedback or rtp")
+
+
+def evaluate_during_training(trainer, examples, cfg: TrainAppConfig, judges: dict | None = None) -> dict[str, float]:
+    """The current policy's metrics on held-out prompts, as ``eval/<metric>``. QA-Feedback:
+    greedy answers judged by the trainer's own reward models. RTP: ``eval.samples`` nucleus
+    samples per prompt, toxicity from the reward's scorer (``eval/<metric>``) and from each
+    of ``judges`` (``eval/<name>/<metric>``), perplexity under the frozen initial policy.
+    The RNG state is put back, so evaluating does not change the training run."""
     import torch
 
-    from fgrlhf.eval import evaluate_qa
     from fgrlhf.policy import SamplingConfig
 
     rng = torch.get_rng_state()
-    greedy = SamplingConfig(max_new_tokens=cfg.sampling.max_new_tokens, do_sample=False, num_samples=1)
-    summary, _ = evaluate_qa(trainer.policy, examples, trainer.aggregator.rewards, greedy,
-                             batch_size=cfg.eval.batch_size, progress=False, segmenter=trainer.aggregator.segmenter)
+    if cfg.task.name == "rtp":
+        from fgrlhf.eval.detox import evaluate_detox, rescore_detox
+
+        sampling = SamplingConfig(max_new_tokens=cfg.sampling.max_new_tokens, do_sample=True, top_k=0,
+                                  top_p=cfg.eval.top_p, temperature=1.0, num_samples=cfg.eval.samples)
+        scorer = trainer.aggregator.rewards["toxicity"].scorer
+        summary, records = evaluate_detox(trainer.policy, examples, scorer, sampling,
+                                          reference=(trainer.reference, trainer.policy.tokenizer),
+                                          batch_size=cfg.eval.batch_size, seed=cfg.seed, progress=False)
+        for name, judge in (judges or {}).items():
+            summary.update({f"{name}/{k}": v for k, v in rescore_detox(records, judge).items()})
+    else:
+        from fgrlhf.eval import evaluate_qa
+
+        greedy = SamplingConfig(max_new_tokens=cfg.sampling.max_new_tokens, do_sample=False, num_samples=1)
+        summary, _ = evaluate_qa(trainer.policy, examples, trainer.aggregator.rewards, greedy,
+                                 batch_size=cfg.eval.batch_size, progress=False,
+                                 segmenter=trainer.aggregator.segmenter)
     torch.set_rng_state(rng)
     trainer.policy.model.eval()
     return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None}
@@ -175,7 +216,6 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     from tqdm import tqdm
 
     from fgrlhf.cli.sft import base_checkpoint
-    from fgrlhf.data.tasks import qa_feedback_task, split_task
     from fgrlhf.logging import MetricsLogger
     from fgrlhf.policy import Policy, ValueModel, make_reference
     from fgrlhf.train.parallel import Parallel
@@ -191,14 +231,16 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     # (a second process must not reuse the first one's random numbers on other prompts).
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    if cfg.task.name != "qa_feedback":
-        raise ValueError(f"task {cfg.task.name!r} is not available; expected qa_feedback")
-    _, parts = split_task(qa_feedback_task(cfg.task.prompts_file), cfg.task.dev_questions,
-                          cfg.task.test_questions, cfg.task.split_seed)
+    parts = load_task(cfg.task)
     train = parts["train"]
-    if cfg.eval.split not in ("dev", "test"):
-        raise ValueError(f"eval.split must be dev or test, not {cfg.eval.split!r}")
+    held_out_parts = sorted(p for p in parts if p != "train")
+    if cfg.eval.split not in held_out_parts:
+        raise ValueError(f"eval.split must be one of {held_out_parts} for task {cfg.task.name}, "
+                         f"not {cfg.eval.split!r}")
     held_out = parts[cfg.eval.split][: cfg.eval.questions]
+    if cfg.ppo.ptx_coef > 0 and cfg.task.name != "qa_feedback":
+        raise ValueError("PPO-ptx (ppo.ptx_coef > 0) mixes in QA-Feedback reference answers; "
+                         f"task {cfg.task.name} has none")
     par.shard(cfg.task.prompts_per_iteration)  # fail now, not after loading models
     init = base_checkpoint(cfg.policy.init) if par.is_main else None
     par.barrier()  # the main process builds a missing base checkpoint, the others wait
@@ -212,6 +254,11 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed + par.rank)
     trainer = PPOTrainer(policy, value, reference, build_aggregator(cfg.reward), cfg.ppo, cfg.sampling,
                          accelerator=accelerator, seed=cfg.seed)
+    judges = {}
+    if cfg.eval.every and cfg.eval.toxicity_scorers and par.is_main:
+        from fgrlhf.reward.toxicity import load_toxicity_scorer
+
+        judges = {name: load_toxicity_scorer(path, device) for name, path in cfg.eval.toxicity_scorers.items()}
     out = Path(par.gather_objects([str(run_dir())])[0])  # the main process's folder
     logger = MetricsLogger(out, config=OmegaConf.to_container(OmegaConf.structured(cfg)),
                            project=cfg.wandb.project, mode=cfg.wandb.mode, name=f"ppo-{cfg.reward.name}") \
@@ -248,7 +295,7 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
             raise SystemExit(f"fgrlhf-train: stopped at iteration {it}: {err}; {kept}") from err
         if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
             if par.is_main:
-                metrics.update(evaluate_during_training(trainer, held_out, cfg))
+                metrics.update(evaluate_during_training(trainer, held_out, cfg, judges))
             par.barrier()
         if logger:
             logger.log(metrics, it)

@@ -221,6 +221,20 @@ def summarize_detox(records: Sequence[dict[str, Any]], threshold: float = TOXIC_
     return out
 
 
+def rescore_detox(records: Sequence[dict[str, Any]], scorer: TextToxicity,
+                  threshold: float = TOXIC_THRESHOLD) -> dict[str, Any]:
+    """``avg_max_toxicity`` and ``toxic_rate`` of ``evaluate_detox`` records' generations as
+    another ``scorer`` judges them (all texts in one call): a second opinion on the same
+    samples, so a policy that learnt to fool the reward's scorer is caught."""
+    texts = [g for r in records for g in r["generations"]]
+    flat = scorer.toxicity(texts) if texts else []
+    tox, offset = [], 0
+    for r in records:
+        tox.append(flat[offset : offset + len(r["generations"])])
+        offset += len(r["generations"])
+    return {"avg_max_toxicity": avg_max_toxicity(tox), "toxic_rate": toxic_rate(tox, threshold)}
+
+
 def evaluate_detox(policy: Policy, examples: Sequence[TaskExample], scorer: TextToxicity,
                    sampling: SamplingConfig | None = None, reference=None, batch_size: int = 4,
                    threshold: float = TOXIC_THRESHOLD, seed: int | None = None, progress: bool = True

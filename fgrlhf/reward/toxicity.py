@@ -21,12 +21,15 @@ Where toxicity comes from is pluggable (``TextToxicity``: ``toxicity(texts) → 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -144,6 +147,107 @@ class ToxicityScorer:
         return atomic_save_dir(directory, write)
 
 
+class BagOfNgrams(torch.nn.Module):
+    """fastText's classifier (Joulin et al. 2017): the mean of hashed word uni- and bigram
+    embeddings, then a linear logit. Named like ``MeanPoolScorer`` (``encoder``, ``score``)
+    so the same training loop fits both."""
+
+    def __init__(self, buckets: int = 2**16, dim: int = 16) -> None:
+        super().__init__()
+        self.buckets, self.dim = buckets, dim
+        self.encoder = torch.nn.EmbeddingBag(buckets, dim, mode="mean")
+        self.score = torch.nn.Linear(dim, 1)
+
+    def forward(self, flat: Tensor, offsets: Tensor) -> Tensor:
+        """``flat`` ``[Σ n_i]`` bucket ids of all texts, ``offsets`` ``[N]`` → logits ``[N]``."""
+        return self.score(self.encoder(flat, offsets))[:, 0]
+
+
+def ngram_buckets(text: str, buckets: int) -> list[int]:
+    """Bucket ids of the lower-cased word unigrams and bigrams of ``text``. crc32, not
+    ``hash``: Python salts ``hash`` per process, and a saved model must map the same way."""
+    words = _WORD.findall(text.lower())
+    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return [zlib.crc32(g.encode()) % buckets for g in grams] or [0]  # bucket 0: "no words"
+
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class FastTextToxicityScorer(ToxicityScorer):
+    """A second, unrelated offline scorer: ``σ(BagOfNgrams(text))``, trained by
+    ``fgrlhf-toxicity --config-name toxicity_fasttext`` on the same Perspective labels.
+
+    It shares no weights, tokenizer or architecture with the MiniLM scorer, so a policy that
+    learnt to fool the scorer it was trained against does not fool this one the same way:
+    the detox experiment evaluates with it. Saved as ``bag_of_ngrams.safetensors`` plus
+    ``fgrlhf_rm.json`` (backbone ``fasttext``, buckets and dim in ``extra``)."""
+
+    WEIGHTS = "bag_of_ngrams.safetensors"
+    BACKBONE = "fasttext"
+
+    def __init__(self, model: BagOfNgrams, batch_size: int = 256,
+                 device: str | torch.device | None = None) -> None:
+        super().__init__(model, None, 0, batch_size, device, bf16=False)  # type: ignore[arg-type]
+
+    @classmethod
+    def new(cls, buckets: int = 2**16, dim: int = 16, batch_size: int = 256,
+            device: str | torch.device | None = None) -> FastTextToxicityScorer:
+        return cls(BagOfNgrams(buckets, dim), batch_size, device)
+
+    @classmethod
+    def from_pretrained(cls, checkpoint: str | Path, device: str | torch.device | None = None,  # type: ignore[override]
+                        batch_size: int = 256, bf16: bool | None = None) -> FastTextToxicityScorer:
+        from safetensors.torch import load_file
+
+        meta = RMMetadata.load(checkpoint)
+        model = BagOfNgrams(int(meta.extra["buckets"]), int(meta.extra["dim"]))
+        model.load_state_dict(load_file(str(Path(checkpoint) / cls.WEIGHTS)))
+        scorer = cls(model.eval().requires_grad_(False), batch_size, device)
+        scorer.meta = meta
+        return scorer
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [ngram_buckets(t, self.model.buckets) for t in texts]
+
+    def logits(self, ids: Sequence[Sequence[int]]) -> Tensor:
+        offsets = torch.tensor([0, *itertools.accumulate(len(x) for x in ids)][:-1], device=self.device)  # [N]
+        flat = torch.tensor([i for x in ids for i in x], device=self.device)  # [Σ n_i]
+        return self.model(flat, offsets)
+
+    def save(self, directory: str | Path, meta: RMMetadata, split=None) -> Path:
+        from safetensors.torch import save_file
+
+        from fgrlhf.train.checkpoint import atomic_save_dir
+
+        meta.extra.update(buckets=self.model.buckets, dim=self.model.dim)
+
+        def write(tmp: Path) -> None:
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(tmp / self.WEIGHTS))
+            meta.save(tmp)
+            if split is not None:
+                split.save(tmp / SPLIT_FILE)
+
+        return atomic_save_dir(directory, write)
+
+
+def load_toxicity_scorer(checkpoint: str | Path, device: str | torch.device | None = None,
+                         batch_size: int = 64, bf16: bool | None = None) -> ToxicityScorer:
+    """The scorer saved in ``checkpoint`` by ``fgrlhf-toxicity``, whichever kind it is."""
+    meta = RMMetadata.load(checkpoint)
+    if meta.kind == CATEGORY and meta.backbone == FastTextToxicityScorer.BACKBONE:
+        return FastTextToxicityScorer.from_pretrained(checkpoint, device, max(batch_size, 256))
+    return ToxicityScorer.from_pretrained(checkpoint, device, batch_size, bf16)
+
+
+def new_toxicity_scorer(backbone: str, max_length: int = 128, batch_size: int = 64,
+                        device: str | torch.device | None = None) -> ToxicityScorer:
+    """An untrained scorer: ``fasttext`` (a bag of n-grams), or an encoder (name, path, hub id)."""
+    if backbone == FastTextToxicityScorer.BACKBONE:
+        return FastTextToxicityScorer.new(batch_size=max(batch_size, 256), device=device)
+    return ToxicityScorer.from_backbone(backbone, max_length, batch_size, device)
+
+
 def toxicity_metadata(backbone: str, max_length: int, extra: dict[str, Any] | None = None) -> RMMetadata:
     """The ``fgrlhf_rm.json`` of a toxicity scorer: ``kind: toxicity`` keeps loaders of other
     reward-model kinds (``SequenceReward`` reads question + answer) from taking it."""
@@ -204,7 +308,7 @@ def _scorer(checkpoint: str | Path | None, scorer: TextToxicity | None, device, 
         raise ValueError("give a toxicity-scorer checkpoint or a scorer object, exactly one of them")
     if scorer is not None:
         return scorer
-    return ToxicityScorer.from_pretrained(checkpoint, device=device, batch_size=batch_size, bf16=bf16)  # type: ignore[arg-type]
+    return load_toxicity_scorer(checkpoint, device=device, batch_size=batch_size, bf16=bf16)
 
 
 class HolisticToxicityReward:

@@ -76,3 +76,44 @@ def test_bad_mode_and_split_are_errors(tmp_path):
     cmd = [sys.executable, "-m", "fgrlhf.cli.toxicity", f"hydra.run.dir={tmp_path}/hydra", "optim.epoch=2"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "WANDB_MODE": "offline"})
     assert res.returncode != 0 and "epoch" in res.stderr
+
+
+def test_fasttext_scorer_and_detox_ppo_judged_by_it(tmp_path, tiny_gpt2_dir):
+    """A second scorer of another kind trains in seconds, agrees with Perspective better than
+    the constant baseline, and judges a detox PPO run through fgrlhf-train's evaluation."""
+    ckpt = tmp_path / "fasttext"
+    cmd = [sys.executable, "-m", "fgrlhf.cli.toxicity", "--config-name", "toxicity_fasttext",
+           f"hydra.run.dir={tmp_path}/hydra", f"checkpoint={ckpt}", "threads=1", "progress=false",
+           "optim.epochs=2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "WANDB_MODE": "offline"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["pearson"] > 0.3 and summary["mae"] < summary["baseline_mae"]
+    assert RMMetadata.load(ckpt).backbone == "fasttext" and (ckpt / "split.json").exists()
+    from fgrlhf.reward.toxicity import FastTextToxicityScorer, load_toxicity_scorer
+
+    scorer = load_toxicity_scorer(ckpt, device="cpu")
+    assert isinstance(scorer, FastTextToxicityScorer)
+    texts = ["You are a stupid idiot", "The weather is nice today", ""]
+    assert scorer.toxicity(texts) == pytest.approx([scorer.toxicity([t])[0] for t in texts], abs=1e-6)
+
+    train = [sys.executable, "-m", "fgrlhf.cli.train", "experiment=tiny", "task=rtp", "reward=detox_sentence",
+             f"policy.init={tiny_gpt2_dir}", f"reward.models.toxicity.checkpoint={ckpt}", "iterations=2",
+             "task.prompts_per_iteration=2", "sampling.max_new_tokens=12", "save_policy=false",
+             "eval.every=2", "eval.split=eval", "eval.questions=3", "eval.samples=2", "eval.batch_size=2",
+             f"+eval.toxicity_scorers.judge={ckpt}", f"hydra.run.dir={tmp_path}/ppo"]
+    res = subprocess.run(train, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [json.loads(x) for x in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
+    assert "reward/toxicity" in lines[0] and "eval/avg_max_toxicity" not in lines[0]
+    last = lines[-1]
+    assert last["eval/n_prompts"] == 3 and last["eval/samples_per_prompt"] == 2
+    assert 0.0 <= last["eval/avg_max_toxicity"] <= 1.0 and last["eval/perplexity"] > 1.0
+    # The judge is the reward's own scorer here, so its second opinion must agree exactly.
+    assert last["eval/judge/avg_max_toxicity"] == pytest.approx(last["eval/avg_max_toxicity"], abs=1e-6)
+
+    # PPO-ptx needs reference answers, which RTP has not: refused before any model loads.
+    res = subprocess.run([*train[:-1], "ppo.ptx_coef=0.1", f"hydra.run.dir={tmp_path}/ptx"], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
+    assert res.returncode != 0 and "has none" in res.stderr

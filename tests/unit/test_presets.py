@@ -1,0 +1,48 @@
+"""Every preset composes against the structured schemas: a misspelt key in a preset is an
+error here, not at the start of a GPU job."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import fgrlhf.cli.sft  # noqa: F401  (registers sft_schema)
+import fgrlhf.cli.toxicity  # noqa: F401  (registers toxicity_schema)
+from fgrlhf.cli.train import TrainAppConfig
+from fgrlhf.paths import CONF_DIR, register_resolvers
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def _compose(config_name: str, overrides: list[str]):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_preset_composes_and_resolves(experiment):
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainAppConfig), _compose("train", [f"experiment={experiment}"]))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["iterations"] > 0 and resolved["reward"]["models"]
+    for name, model in resolved["reward"]["models"].items():
+        assert name in resolved["reward"]["weights"], f"{experiment}: reward {name} has no weight"
+        assert "_target_" in model or "name" in model
+
+
+def test_paper_presets_carry_the_papers_settings():
+    fine = _compose("train", ["experiment=qa_fine_grained_paper"])
+    assert fine.policy.init.endswith("t5-large") and fine.policy.value_init == "t5-base"
+    assert (fine.ppo.kl_coef, fine.ppo.lam, fine.ppo.lr, fine.ppo.ppo_epochs) == (0.3, 0.95, 1e-5, 4)
+    assert fine.iterations * fine.task.prompts_per_iteration * fine.sampling.num_samples == 80_000
+    holistic = _compose("train", ["experiment=qa_holistic_paper"])
+    assert list(holistic.reward.models) == ["preference"]
+    assert (holistic.ppo.kl_coef, holistic.ppo.lam) == (0.2, 0.99)
+
+
+def test_second_scorer_and_rtp_sft_presets_compose():
+    assert _compose("toxicity_fasttext", []).backbone == "fasttext"
+    sft = _compose("sft_rtp", [])
+    assert sft.task == "rtp" and sft.policy.init == "tiny_gpt2_rtp"
+
