@@ -63,6 +63,7 @@ class RewardConfig:
 @dataclass
 class EvalConfig:
     every: int = 0  # iterations between evaluations on held-out prompts (0: none)
+    initial: bool = True  # with every > 0: also evaluate the initial policy (metrics.json eval_initial)
     split: str = "dev"  # qa_feedback: dev | test (the question split of fgrlhf-rm/-sft); rtp: eval
     questions: int = 20  # the first N prompts of the split
     batch_size: int = 8
@@ -272,6 +273,11 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
         trainer.load_state_dict(state["trainer"])
         order, position, history = state["order"], state["position"], state["history"]
         rng.setstate(state["python_rng"])
+    eval_initial = state.get("eval_initial") if state is not None else None
+    if cfg.eval.every and cfg.eval.initial and state is None:  # the curve's starting point
+        if par.is_main:
+            eval_initial = evaluate_during_training(trainer, held_out, cfg, judges)
+        par.barrier()
     bar = tqdm(range(trainer.iteration, cfg.iterations), desc="ppo", unit="it", initial=trainer.iteration,
                total=cfg.iterations, disable=not par.is_main)
     for it in bar:
@@ -306,7 +312,7 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
             if par.is_main:
                 save_checkpoint(out / "checkpoint", policy, {
                     "trainer": trainer_state, "order": order, "position": position,
-                    "python_rng": rng.getstate(), "history": history})
+                    "python_rng": rng.getstate(), "history": history, "eval_initial": eval_initial})
             par.barrier()
     last = history[-min(len(history), 5):]
     summary = {
@@ -321,6 +327,8 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     evals = [m for m in history if any(k.startswith("eval/") for k in m)]
     if evals:
         summary["eval"] = {k[len("eval/"):]: v for k, v in evals[-1].items() if k.startswith("eval/")}
+    if eval_initial:
+        summary["eval_initial"] = {k[len("eval/"):]: v for k, v in eval_initial.items()}
     if par.is_main:
         logger.close()
         with open(out / "metrics.json", "w") as f:

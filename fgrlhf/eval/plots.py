@@ -119,32 +119,85 @@ def plot_learning_curves(metrics_jsonl_path: str | Path, out_png: str | Path) ->
 def plot_before_after(before: Mapping[str, Any], after: Mapping[str, Any], out_png: str | Path,
                       metrics: Sequence[str] | None = None, labels: tuple[str, str] = ("before", "after")
                       ) -> Path:
-    """Bars of evaluation metrics (``evaluate_qa`` summaries) before and after training.
+    """Bars of evaluation metrics (``evaluate_qa`` summaries) before and after training."""
+    return plot_comparison({labels[0]: before, labels[1]: after}, out_png, metrics)
+
+
+def plot_comparison(summaries: Mapping[str, Mapping[str, Any]], out_png: str | Path,
+                    metrics: Sequence[str] | None = None) -> Path:
+    """Bars of evaluation metrics, one bar per labelled summary (e.g. SFT, holistic RLHF,
+    fine-grained RLHF), in the order given.
 
     One panel per metric, because the scales differ (ratios in [0, 1], ROUGE ×100, lengths in
-    words). ``metrics`` defaults to those of ``EVAL_METRICS`` that both summaries have as
-    numbers, or failing that every numeric key they share. Returns the PNG's path.
+    words). ``metrics`` defaults to those of ``EVAL_METRICS`` that every summary has as a
+    number, or failing that every numeric key they share. Returns the PNG's path.
     """
     from matplotlib.figure import Figure
 
+    if len(summaries) < 2:
+        raise ValueError(f"plot_comparison: needs at least two summaries, got {list(summaries)}")
+    values = list(summaries.values())
     if metrics is None:
-        shared = [k for k in before if is_number(before[k]) and is_number(after.get(k))]
+        shared = [k for k in values[0] if all(is_number(v.get(k)) for v in values)]
         metrics = [k for k in EVAL_METRICS if k in shared] or shared
     else:
-        missing = [k for k in metrics if not (is_number(before.get(k)) and is_number(after.get(k)))]
+        missing = [k for k in metrics if not all(is_number(v.get(k)) for v in values)]
         if missing:
-            raise KeyError(f"metrics without a number in both summaries: {missing}")
+            raise KeyError(f"metrics without a number in every summary: {missing}")
     if not metrics:
-        raise ValueError("plot_before_after: the two summaries share no numeric metric")
+        raise ValueError("plot_comparison: the summaries share no numeric metric")
     rows, cols = _grid(len(metrics), max_cols=4)
-    fig = Figure(figsize=(3.0 * cols, 3.0 * rows), layout="constrained")
+    width = max(3.0, 0.75 * len(summaries))
+    fig = Figure(figsize=(width * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    colors = ["#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
     for ax, k in zip(axes, metrics):
-        values = [float(before[k]), float(after[k])]
-        bars = ax.bar(list(labels), values, color=["#9e9e9e", "#1f77b4"])
-        ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize="small")
+        heights = [float(v[k]) for v in values]
+        bars = ax.bar(list(summaries), heights, color=[colors[i % len(colors)] for i in range(len(heights))])
+        ax.bar_label(bars, labels=[f"{h:.3g}" for h in heights], fontsize="small")
         ax.set_title(k)
         ax.margins(y=0.15)
+        ax.tick_params(axis="x", labelsize="small", labelrotation=20 if len(summaries) > 3 else 0)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
+    return _save(fig, out_png)
+
+
+def plot_runs(metrics_files: Mapping[str, str | Path], keys: Sequence[str], out_png: str | Path,
+              title: str | None = None) -> Path:
+    """One panel per key of ``metrics.jsonl`` (e.g. ``eval/avg_max_toxicity``), one line per
+    labelled run, over iterations done (a record of step ``s`` was logged after ``s + 1``
+    updates): how several runs compare as they train. An ``eval/`` key starts at 0 with the
+    initial policy's evaluation when the run's ``metrics.json`` holds one (``eval_initial``).
+    A key that a run never logged is left out of that run's panel; a key no run logged is an
+    error."""
+    from matplotlib.figure import Figure
+
+    runs = {}
+    for label, path in metrics_files.items():
+        recs = [{**r, "step": r["step"] + 1} for r in read_metrics(path)]
+        summary = Path(path).with_name("metrics.json")
+        initial = json.loads(summary.read_text()).get("eval_initial") if summary.exists() else None
+        if initial:
+            recs.insert(0, {"step": 0, **{f"eval/{k}": v for k, v in initial.items()}})
+        runs[label] = recs
+    absent = [k for k in keys if not any(is_number(r.get(k)) for recs in runs.values() for r in recs)]
+    if absent:
+        raise KeyError(f"no run logged {absent} ({', '.join(str(p) for p in metrics_files.values())})")
+    rows, cols = _grid(len(keys), max_cols=3)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, k in zip(axes, keys):
+        for label, recs in runs.items():
+            points = [(r["step"], float(r[k])) for r in recs if is_number(r.get(k))]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=label)
+        ax.set_title(k)
+        ax.set_xlabel("PPO iterations done")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
     return _save(fig, out_png)

@@ -112,6 +112,9 @@ def test_fasttext_scorer_and_detox_ppo_judged_by_it(tmp_path, tiny_gpt2_dir):
     assert 0.0 <= last["eval/avg_max_toxicity"] <= 1.0 and last["eval/perplexity"] > 1.0
     # The judge is the reward's own scorer here, so its second opinion must agree exactly.
     assert last["eval/judge/avg_max_toxicity"] == pytest.approx(last["eval/avg_max_toxicity"], abs=1e-6)
+    # The initial policy is judged the same way before the first update (the curves' first point).
+    initial = json.loads((tmp_path / "ppo" / "metrics.json").read_text())["eval_initial"]
+    assert initial["n_prompts"] == 3 and 0.0 <= initial["judge/avg_max_toxicity"] <= 1.0
 
     # PPO-ptx needs reference answers, which RTP has not: refused before any model loads.
     res = subprocess.run([*train[:-1], "ppo.ptx_coef=0.1", f"hydra.run.dir={tmp_path}/ptx"], capture_output=True,

@@ -40,7 +40,11 @@ def test_weight_sweep_writes_one_folder_per_run(tmp_path, tiny_gpt2_dir):
         last = json.loads(lines[-1])
         assert 0.0 <= last["eval/relevance_ratio"] <= 1.0 and last["eval/n_answers"] == 2
         assert "eval/relevance_ratio" not in json.loads(lines[0])
-        assert json.loads(p.read_text())["eval"]["relevance_ratio"] == last["eval/relevance_ratio"]
+        summary = json.loads(p.read_text())
+        assert summary["eval"]["relevance_ratio"] == last["eval/relevance_ratio"]
+        # The initial policy is evaluated too, on the same questions: the curve's first point.
+        assert summary["eval_initial"]["n_answers"] == 2
+        assert 0.0 <= summary["eval_initial"]["relevance_ratio"] <= 1.0
         assert (p.parent / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The sweep's summary: one row per run, the trade-off plot and its Pareto front.
     from fgrlhf.eval.sweep import summarize_sweep

@@ -1,0 +1,107 @@
+"""Compare the evaluations of several policies: one table and one bar figure.
+
+    python -m fgrlhf.eval.compare SFT=outputs/eval/sft "FG RLHF"=outputs/eval/fg \\
+        --reference experiments/qa_feedback_main/paper.json --out experiments/qa_feedback_main
+
+Each run is ``LABEL=PATH`` where PATH is an ``fgrlhf-eval`` folder (its ``summary.json``)
+or a summary file. ``--reference`` adds rows that were not measured here (e.g. the paper's
+dev-set rows: a JSON object ``{label: {metric: value}}``) to the table, marked as such, and
+leaves them out of the figure. Writes ``comparison.md``, ``comparison.json`` and
+``comparison.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fgrlhf.eval.plots import is_number, plot_comparison
+from fgrlhf.eval.qa import EVAL_METRICS
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """The summary of an ``fgrlhf-eval`` run: ``PATH/summary.json`` for a folder, else the file."""
+    path = Path(path)
+    file = path / "summary.json" if path.is_dir() else path
+    try:
+        summary = json.loads(file.read_text())
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{file}: no evaluation summary (run fgrlhf-eval output={path})") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file}: not valid JSON ({err})") from err
+    if not isinstance(summary, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(summary).__name__}")
+    return summary
+
+
+def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
+                     reference: Mapping[str, Mapping[str, Any]] | None = None,
+                     baseline: str | None = None) -> str:
+    """A markdown table, one row per run (then per reference row, labelled "(reference)"),
+    one column per metric; a metric a row lacks is "–". With ``baseline`` (a run's label),
+    every other measured row also shows its change from that run, in parentheses."""
+    def cell(row: Mapping[str, Any], k: str, base: Mapping[str, Any] | None) -> str:
+        v = row.get(k)
+        if not is_number(v):
+            return "–"
+        text = f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
+        if base is not None and base is not row and is_number(base.get(k)):
+            text += f" ({v - base[k]:+.3f})" if abs(v) < 10 else f" ({v - base[k]:+.2f})"
+        return text
+
+    base = runs[baseline] if baseline is not None else None
+    lines = ["| policy | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for label, row in runs.items():
+        lines.append(f"| {label} | " + " | ".join(cell(row, k, base) for k in metrics) + " |")
+    for label, row in (reference or {}).items():
+        lines.append(f"| {label} (reference) | " + " | ".join(cell(row, k, None) for k in metrics) + " |")
+    return "\n".join(lines)
+
+
+def compare(runs: Mapping[str, str | Path], out_dir: str | Path, reference: str | Path | None = None,
+            baseline: str | None = None) -> dict[str, Any]:
+    """Read each run's summary, write ``comparison.md|json|png`` to ``out_dir``; returns the
+    table and the summaries."""
+    if baseline is not None and baseline not in runs:
+        raise KeyError(f"baseline {baseline!r} is not one of the runs {list(runs)}")
+    summaries = {label: read_summary(path) for label, path in runs.items()}
+    refs = json.loads(Path(reference).read_text()) if reference else {}
+    metrics = [k for k in EVAL_METRICS if any(is_number(s.get(k)) for s in summaries.values())]
+    if not metrics:
+        raise ValueError(f"no QA-Feedback metric ({', '.join(EVAL_METRICS)}) in any of {list(runs.values())}")
+    table = comparison_table(summaries, metrics, refs, baseline)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.md").write_text(table + "\n")
+    (out / "comparison.json").write_text(json.dumps(
+        {"runs": {k: str(v) for k, v in runs.items()}, "summaries": summaries, "reference": refs}, indent=1))
+    shared = [k for k in metrics if all(is_number(s.get(k)) for s in summaries.values())]
+    if len(summaries) >= 2 and shared:
+        plot_comparison(summaries, out / "comparison.png", shared)
+    return {"table": table, "summaries": summaries, "output": str(out)}
+
+
+def parse_run(text: str) -> tuple[str, str]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label, path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=parse_run, metavar="LABEL=PATH")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--reference", default=None, help="JSON {label: {metric: value}} of rows not measured here")
+    parser.add_argument("--baseline", default=None, help="label of the run the others are compared to")
+    args = parser.parse_args(argv)
+    result = compare(dict(args.runs), args.out, args.reference, args.baseline)
+    print(result["table"])
+    print(f"\nwritten to {result['output']}: comparison.md, comparison.json, comparison.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The comparison of several policies' evaluations, and the curves of several runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fgrlhf.eval.compare import compare, comparison_table, main, read_summary
+from fgrlhf.eval.plots import plot_runs
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SFT = {"relevance_ratio": 0.50, "factuality_ratio": 0.70, "completeness": 0.1, "rougeLsum": 40.0,
+       "length_words": 90.0, "length_tokens": 120.0, "questions": 60}
+FG = {"relevance_ratio": 0.55, "factuality_ratio": 0.80, "completeness": 0.3, "rougeLsum": 41.5,
+      "length_words": 95.0, "length_tokens": 125.0, "questions": 60}
+
+
+def _eval_dir(tmp_path, name, summary):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "summary.json").write_text(json.dumps(summary))
+    return d
+
+
+def test_table_rows_changes_and_reference():
+    table = comparison_table({"SFT": SFT, "FG": FG}, ["relevance_ratio", "rougeLsum"],
+                             reference={"paper FG": {"relevance_ratio": 0.516}}, baseline="SFT")
+    lines = table.splitlines()
+    assert lines[0] == "| policy | relevance_ratio | rougeLsum |"
+    assert lines[2] == "| SFT | 0.500 | 40.00 |"
+    assert lines[3] == "| FG | 0.550 (+0.050) | 41.50 (+1.50) |"
+    assert lines[4] == "| paper FG (reference) | 0.516 | – |"
+
+
+def test_compare_writes_table_json_and_figure(tmp_path):
+    ref = tmp_path / "paper.json"
+    ref.write_text(json.dumps({"paper SFT": {"relevance_ratio": 0.514, "rougeLsum": 43.13}}))
+    result = compare({"SFT": _eval_dir(tmp_path, "sft", SFT), "FG": _eval_dir(tmp_path, "fg", FG)},
+                     tmp_path / "out", reference=ref, baseline="SFT")
+    out = tmp_path / "out"
+    assert (out / "comparison.md").read_text().strip() == result["table"]
+    assert "| paper SFT (reference) | 0.514 | – | – | 43.13 | – | – |" in result["table"]
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved["summaries"]["FG"]["completeness"] == 0.3
+    assert (out / "comparison.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_cli_and_errors(tmp_path, capsys):
+    a, b = _eval_dir(tmp_path, "a", SFT), _eval_dir(tmp_path, "b", FG)
+    main([f"SFT={a}", f"FG={b}", "--out", str(tmp_path / "o")])
+    assert "| FG | 0.550 |" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no evaluation summary"):
+        read_summary(tmp_path / "missing")
+    (tmp_path / "bad.json").write_text("[1]")
+    with pytest.raises(ValueError, match="bad.json: expected a JSON object"):
+        read_summary(tmp_path / "bad.json")
+    with pytest.raises(KeyError, match="baseline 'RL'"):
+        compare({"SFT": a}, tmp_path / "o", baseline="RL")
+    with pytest.raises(SystemExit):
+        main(["no-label", "--out", str(tmp_path / "o")])
+
+
+def test_plot_runs_one_line_per_run(tmp_path):
+    files = {}
+    for name, slope in (("holistic", -0.01), ("sentence", -0.02)):
+        path = tmp_path / name / "metrics.jsonl"
+        path.parent.mkdir()
+        path.write_text("\n".join(json.dumps({"step": s, "eval/avg_max_toxicity": 0.3 + slope * s})
+                                  for s in range(0, 20, 5)) + "\n")
+        files[name] = path
+    out = plot_runs(files, ["eval/avg_max_toxicity"], tmp_path / "tox.png", title="detox")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(KeyError, match="no run logged"):
+        plot_runs(files, ["eval/perplexity"], tmp_path / "x.png")
