@@ -17,7 +17,7 @@ for category in relevance factuality completeness; do
   # Hydra's ~ removes the reward model and its weight from the composed config.
   [ -f $run/metrics.json ] || $bin/fgrlhf-train experiment=qa_cpu "~reward.models.$category" \
     "~reward.weights.$category" hydra.run.dir=$run
-  [ -f $out/eval_no_$category/summary.json ] || $bin/fgrlhf-eval policy=$run/policy \
+  [ -f $out/eval_no_$category/summary.json ] || $bin/fgrlhf-eval checkpoint=$run/policy \
     output=$out/eval_no_$category hydra.run.dir=$out/eval_no_$category
 done
 $bin/python -m fgrlhf.eval.compare SFT=$main/pipeline/eval_sft "fine-grained RLHF"=$main/pipeline/eval_ppo \

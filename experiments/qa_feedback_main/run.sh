@@ -17,7 +17,7 @@ bin=.venv/bin
 [ -f runs/rm/preference/fgrlhf_rm.json ] || $bin/fgrlhf-rm rm=preference
 [ -f $out/holistic/metrics.json ] || $bin/fgrlhf-train experiment=qa_cpu_holistic hydra.run.dir=$out/holistic
 [ -f $out/eval_holistic/summary.json ] || \
-  $bin/fgrlhf-eval policy=$out/holistic/policy output=$out/eval_holistic hydra.run.dir=$out/eval_holistic
+  $bin/fgrlhf-eval checkpoint=$out/holistic/policy output=$out/eval_holistic hydra.run.dir=$out/eval_holistic
 $bin/python -m fgrlhf.eval.compare SFT=$out/pipeline/eval_sft "preference RLHF"=$out/eval_holistic \
   "fine-grained RLHF"=$out/pipeline/eval_ppo --reference $here/paper.json --baseline SFT --out $here
 cp $out/pipeline/learning_curves.png $here/learning_curves_fine_grained.png

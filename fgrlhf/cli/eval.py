@@ -1,7 +1,7 @@
 """``fgrlhf-eval``: the QA-Feedback metrics of a policy checkpoint on held-out questions.
 
-    fgrlhf-eval policy=runs/sft/minilm_seq2seq                  # test split, R1 + R2 + R3
-    fgrlhf-eval policy=outputs/train/.../policy split=dev questions=20
+    fgrlhf-eval checkpoint=runs/sft/minilm_seq2seq                  # test split, R1 + R2 + R3
+    fgrlhf-eval checkpoint=outputs/train/.../policy split=dev questions=20
 
 Answers are greedy (the paper's evaluation); the reward models come from the ``reward``
 config group exactly as ``fgrlhf-train`` builds them. Writes ``summary.json`` and
@@ -26,7 +26,7 @@ from fgrlhf.paths import CONF_DIR, register_resolvers, run_dir
 
 @dataclass
 class EvalAppConfig:
-    policy: str = MISSING  # a checkpoint path or hub id (or minilm_seq2seq | tiny_gpt2)
+    checkpoint: str = MISSING  # the policy: a checkpoint path or hub id (or minilm_seq2seq | tiny_gpt2)
     kind: str = "auto"
     max_prompt_tokens: int = 256
     max_new_tokens: int = 64
@@ -104,7 +104,7 @@ def run(cfg: EvalAppConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     examples = evaluation_examples(cfg.task, cfg.split, cfg.questions)
     out = Path(cfg.output) if cfg.output else run_dir()
-    return evaluate_checkpoint(cfg.policy, examples, build_aggregator(cfg.reward), out, cfg.kind,
+    return evaluate_checkpoint(cfg.checkpoint, examples, build_aggregator(cfg.reward), out, cfg.kind,
                                cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.batch_size, cfg.device)
 
 

@@ -165,10 +165,11 @@ class Policy:
         index = [i for i in range(len(prompts)) for _ in range(n)]
         return Rollout(list(prompts), index, query_ids, query_mask, response, mask, truncated)
 
-    def forward(self, rollout: Rollout, model=None, output_hidden_states: bool = False):
-        """Logits ``[B, T, V]`` predicting each response token (and the last hidden states
-        ``[B, T, H]`` at those positions when asked). ``model`` defaults to the policy's own
-        (pass the reference copy to score with it)."""
+    def forward(self, rollout: Rollout, model=None, output_hidden_states: bool = False,
+                temperature: float = 1.0):
+        """Logits ``[B, T, V]`` predicting each response token, divided by ``temperature``
+        (and the last hidden states ``[B, T, H]`` at those positions when asked). ``model``
+        defaults to the policy's own (pass the reference copy to score with it)."""
         model = model if model is not None else self.model
         q, qm, r, rm = rollout.query_ids, rollout.query_mask, rollout.response_ids, rollout.response_mask
         T = r.shape[1]
@@ -192,11 +193,14 @@ class Policy:
                         decoder_attention_mask=dec_mask, output_hidden_states=output_hidden_states)
             logits = out.logits
             hidden = out.decoder_hidden_states[-1] if output_hidden_states else None
+        if temperature != 1.0:
+            logits = logits / temperature
         return logits, hidden
 
-    def logprobs(self, rollout: Rollout, model=None) -> Tensor:
-        """``log π(y_t | x, y_<t)`` for every response token: ``[B, T]`` (0 at padding)."""
-        logits, _ = self.forward(rollout, model)
+    def logprobs(self, rollout: Rollout, model=None, temperature: float = 1.0) -> Tensor:
+        """``log π(y_t | x, y_<t)`` for every response token: ``[B, T]`` (0 at padding), of the
+        distribution at ``temperature``."""
+        logits, _ = self.forward(rollout, model, temperature=temperature)
         lp = logprobs_from_logits(logits, rollout.response_ids)  # [B, T]
         return torch.where(rollout.response_mask, lp, torch.zeros_like(lp))
 

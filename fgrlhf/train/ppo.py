@@ -93,6 +93,11 @@ class PPOTrainer:
                  cfg: PPOConfig, sampling: SamplingConfig, accelerator=None, seed: int = 0) -> None:
         self.policy, self.value, self.reference = policy, value, reference
         self.aggregator, self.cfg, self.sampling = aggregator, cfg, sampling
+        # PPO's log-probs (old, new and the reference's, hence the KL) are those of the
+        # distribution the rollouts are drawn from: logits / temperature when sampling. At
+        # temperature 1 they would belong to another distribution, the importance ratios would
+        # be off-policy and the k1 KL estimate could turn negative, paying the policy to drift.
+        self.temperature = sampling.temperature if sampling.do_sample else 1.0
         self.parallel = Parallel(accelerator)
         params = list(policy.model.parameters()) + [p for p in value.parameters()
                                                     if not any(p is q for q in policy.model.parameters())]
@@ -176,9 +181,10 @@ class PPOTrainer:
         self.policy.model.eval()
         self.value.eval()
         with par.autocast():
-            logits, hidden = self.policy.forward(rollout, output_hidden_states=self.value.shared)
+            logits, hidden = self.policy.forward(rollout, output_hidden_states=self.value.shared,
+                                                 temperature=self.temperature)
             logprobs = torch.where(rollout.response_mask, logprobs_from_logits(logits, rollout.response_ids), 0.0)
-            ref_logprobs = self.policy.logprobs(rollout, model=self.reference)
+            ref_logprobs = self.policy.logprobs(rollout, model=self.reference, temperature=self.temperature)
             values = self.value(self.policy, rollout, hidden).float()
         del logits, hidden
         timings["forward"] = time.perf_counter() - t
@@ -231,7 +237,8 @@ class PPOTrainer:
                       rollout.query_mask[idx], rollout.response_ids[idx], rollout.response_mask[idx])
         mask = sub.response_mask
         with self.parallel.autocast():
-            logits, hidden = self.policy.forward(sub, model=self.train_policy, output_hidden_states=self.value.shared)
+            logits, hidden = self.policy.forward(sub, model=self.train_policy, output_hidden_states=self.value.shared,
+                                                 temperature=self.temperature)
             values = self.train_value(self.policy, sub, hidden).float()  # [b, T]
         logprobs = logprobs_from_logits(logits, sub.response_ids)  # [b, T]
         agg = self.cfg.loss_aggregation

@@ -75,3 +75,29 @@ def test_empty_generations_give_finite_metrics_and_zero_reward(tiny_gpt2_dir):
     metrics = trainer.step(prompts, [{} for _ in prompts])
     assert metrics["length/empty"] == 1.0 and metrics["reward/total"] == 0.0
     assert all(v == v and abs(v) != float("inf") for v in metrics.values())
+
+
+def test_logprobs_are_those_of_the_sampling_distribution(tiny_gpt2_dir):
+    # Rollouts drawn at temperature 0.5: the old log-probs, the reference's and hence the KL
+    # must be of logits / 0.5, not of the untempered model (whose k1 estimate on these
+    # samples is biased, and negative on average when the samples are sharper than it).
+    torch.manual_seed(0)
+    policy = Policy.from_pretrained(str(tiny_gpt2_dir), max_prompt_tokens=32)
+    agg = RewardAggregator({"length": LengthReward(target_words=8)}, weights={"length": 1.0})
+    sampling = SamplingConfig(max_new_tokens=10, num_samples=2, temperature=0.5, top_k=0)
+    trainer = PPOTrainer(policy, ValueModel.for_policy(policy, separate=False), make_reference(policy), agg,
+                         PPOConfig(minibatch_size=4), sampling)
+    batch = trainer.collect(["question: who?", "question: where?"], [{}, {}])
+    rollout, mask = batch["rollout"], batch["rollout"].response_mask
+    with torch.no_grad():
+        logits, _ = policy.forward(rollout)
+        tempered = torch.log_softmax(logits.float() / 0.5, dim=-1).gather(-1, rollout.response_ids[..., None])[..., 0]
+        plain = policy.logprobs(rollout)
+    torch.testing.assert_close(batch["logprobs"][mask], tempered[mask], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(batch["logprobs"][mask], plain[mask], atol=1e-3)
+    # The policy is still the reference: the KL of the first iteration is exactly zero.
+    torch.testing.assert_close(policy.logprobs(rollout, model=trainer.reference, temperature=0.5)[mask],
+                               batch["logprobs"][mask], atol=1e-5, rtol=1e-5)
+    greedy = PPOTrainer(policy, ValueModel.for_policy(policy, separate=False), make_reference(policy), agg,
+                        PPOConfig(minibatch_size=4), SamplingConfig(max_new_tokens=10, do_sample=False))
+    assert greedy.temperature == 1.0 and trainer.temperature == 0.5
