@@ -18,7 +18,15 @@ bin=.venv/bin
 [ -f $out/holistic/metrics.json ] || $bin/fgrlhf-train experiment=qa_cpu_holistic hydra.run.dir=$out/holistic
 [ -f $out/eval_holistic/summary.json ] || \
   $bin/fgrlhf-eval checkpoint=$out/holistic/policy output=$out/eval_holistic hydra.run.dir=$out/eval_holistic
+# Fine-grained RLHF with R1/R2 as penalties only (0 for an error-free segment, the error
+# magnitudes unchanged): no reward for adding segments.
+[ -f $out/penalties_only/metrics.json ] || $bin/fgrlhf-train experiment=qa_cpu \
+  reward.models.relevance.positive=0 reward.models.factuality.positive=0 hydra.run.dir=$out/penalties_only
+[ -f $out/eval_penalties_only/summary.json ] || $bin/fgrlhf-eval checkpoint=$out/penalties_only/policy \
+  output=$out/eval_penalties_only hydra.run.dir=$out/eval_penalties_only
 $bin/python -m fgrlhf.eval.compare SFT=$out/pipeline/eval_sft "preference RLHF"=$out/eval_holistic \
-  "fine-grained RLHF"=$out/pipeline/eval_ppo --reference $here/paper.json --baseline SFT --out $here
+  "fine-grained RLHF"=$out/pipeline/eval_ppo "fine-grained, penalties only"=$out/eval_penalties_only \
+  --reference $here/paper.json --baseline SFT --out $here
 cp $out/pipeline/learning_curves.png $here/learning_curves_fine_grained.png
 cp $out/holistic/learning_curves.png $here/learning_curves_holistic.png
+cp $out/penalties_only/learning_curves.png $here/learning_curves_penalties_only.png

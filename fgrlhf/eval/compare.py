@@ -43,13 +43,18 @@ def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[st
     """A markdown table, one row per run (then per reference row, labelled "(reference)"),
     one column per metric; a metric a row lacks is "–". With ``baseline`` (a run's label),
     every other measured row also shows its change from that run, in parentheses."""
+    rows = [*runs.values(), *(reference or {}).values()]
+    # One precision per column: two decimals where the column reaches 10 (ROUGE, lengths).
+    wide = {k: any(is_number(r.get(k)) and abs(r[k]) >= 10 for r in rows) for k in metrics}
+
     def cell(row: Mapping[str, Any], k: str, base: Mapping[str, Any] | None) -> str:
         v = row.get(k)
         if not is_number(v):
             return "–"
-        text = f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
+        fmt = "{:.2f}" if wide[k] else "{:.3f}"
+        text = fmt.format(v)
         if base is not None and base is not row and is_number(base.get(k)):
-            text += f" ({v - base[k]:+.3f})" if abs(v) < 10 else f" ({v - base[k]:+.2f})"
+            text += " (" + ("+" if v >= base[k] else "") + fmt.format(v - base[k]) + ")"
         return text
 
     base = runs[baseline] if baseline is not None else None

@@ -157,7 +157,8 @@ def plot_comparison(summaries: Mapping[str, Mapping[str, Any]], out_png: str | P
         ax.bar_label(bars, labels=[f"{h:.3g}" for h in heights], fontsize="small")
         ax.set_title(k)
         ax.margins(y=0.15)
-        ax.tick_params(axis="x", labelsize="small", labelrotation=20 if len(summaries) > 3 else 0)
+        if len(summaries) * max(len(label) for label in summaries) > 24:  # labels would collide
+            ax.set_xticks(range(len(summaries)), list(summaries), rotation=25, ha="right", fontsize="small")
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     return _save(fig, out_png)
