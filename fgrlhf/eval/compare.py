@@ -21,6 +21,8 @@ from typing import Any
 from fgrlhf.eval.plots import is_number, plot_comparison
 from fgrlhf.eval.qa import EVAL_METRICS
 
+TABLE_COUNTS = ("relevance_segments", "factuality_segments", "empty_answers")
+
 
 def read_summary(path: str | Path) -> dict[str, Any]:
     """The summary of an ``fgrlhf-eval`` run: ``PATH/summary.json`` for a folder, else the file."""
@@ -51,10 +53,11 @@ def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[st
         v = row.get(k)
         if not is_number(v):
             return "–"
-        fmt = "{:.2f}" if wide[k] else "{:.3f}"
+        fmt = "{:d}" if isinstance(v, int) else "{:.2f}" if wide[k] else "{:.3f}"
         text = fmt.format(v)
         if base is not None and base is not row and is_number(base.get(k)):
-            text += " (" + ("+" if v >= base[k] else "") + fmt.format(v - base[k]) + ")"
+            diff = v - base[k]
+            text += " (" + ("+" if diff >= 0 else "") + (fmt if type(diff) is type(v) else "{:.3f}").format(diff) + ")"
         return text
 
     base = runs[baseline] if baseline is not None else None
@@ -77,7 +80,10 @@ def compare(runs: Mapping[str, str | Path], out_dir: str | Path, reference: str 
     metrics = [k for k in EVAL_METRICS if any(is_number(s.get(k)) for s in summaries.values())]
     if not metrics:
         raise ValueError(f"no QA-Feedback metric ({', '.join(EVAL_METRICS)}) in any of {list(runs.values())}")
-    table = comparison_table(summaries, metrics, refs, baseline)
+    # How many segments the judges saw and how many answers were empty: a ratio means little
+    # without them (a policy can raise it by splitting answers into more, shorter segments).
+    counts = [k for k in TABLE_COUNTS if any(is_number(s.get(k)) for s in summaries.values())]
+    table = comparison_table(summaries, metrics + counts, refs, baseline)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(table + "\n")

@@ -11,7 +11,7 @@ from fgrlhf.eval.plots import plot_runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SFT = {"relevance_ratio": 0.50, "factuality_ratio": 0.70, "completeness": 0.1, "rougeLsum": 40.0,
-       "length_words": 90.0, "length_tokens": 120.0, "questions": 60}
+       "length_words": 90.0, "length_tokens": 120.0, "questions": 60, "factuality_segments": 300}
 FG = {"relevance_ratio": 0.55, "factuality_ratio": 0.80, "completeness": 0.3, "rougeLsum": 41.5,
       "length_words": 95.0, "length_tokens": 125.0, "questions": 60}
 
@@ -41,6 +41,8 @@ def test_compare_writes_table_json_and_figure(tmp_path):
     out = tmp_path / "out"
     assert (out / "comparison.md").read_text().strip() == result["table"]
     assert "| paper SFT (reference) | 0.514 | – | – | 43.13 | – | – |" in result["table"]
+    # Segment counts go into the table (not the figure) when the summaries have them.
+    assert result["table"].splitlines()[0].endswith("| length_tokens | factuality_segments |")
     saved = json.loads((out / "comparison.json").read_text())
     assert saved["summaries"]["FG"]["completeness"] == 0.3
     assert (out / "comparison.png").read_bytes()[:8] == PNG_SIGNATURE
