@@ -56,12 +56,42 @@ def tradeoff_axes(rows: Sequence[dict[str, Any]]) -> tuple[str, str, str]:
     return "reward/relevance", "reward/completeness", "length/tokens"
 
 
+# Columns of the table besides the weights that vary: held-out metrics, then training's.
+TABLE_KEYS = ("eval/relevance_ratio", "eval/factuality_ratio", "eval/completeness", "eval/rougeLsum",
+              "eval/length_words", "eval/relevance_segments", "eval/factuality_segments", "eval/empty_answers",
+              "kl/sequence", "length/tokens")
+
+
+def varying_weights(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The ``weight/*`` keys whose value differs between runs (all of them for one run)."""
+    keys = sorted({k for r in rows for k in r if k.startswith("weight/")})
+    varying = [k for k in keys if len({r.get(k) for r in rows}) > 1]
+    return varying or keys
+
+
+def run_label(row: dict[str, Any], weights: Sequence[str]) -> str:
+    """``relevance=0.5, factuality=1`` from the swept weights, not Hydra's long folder name."""
+    return ", ".join(f"{k[len('weight/'):]}={row[k]:g}" for k in weights if k in row) or row["run"]
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], front: Sequence[bool]) -> str:
-    keys = sorted({k for r in rows for k in r if k != "run"}, key=lambda k: (not k.startswith("weight/"), k))
+    """One row per run: the swept weights, the held-out metrics, the training rewards per
+    category, KL and length, and whether the run is on the Pareto front. Every column of
+    every run is in ``summary.json``."""
+    weights = varying_weights(rows)
+    present = {k for r in rows for k in r}
+    keys = [*weights, *(k for k in TABLE_KEYS if k in present),
+            *sorted(k for k in present if k.startswith("reward/"))]
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.0f}" if v.is_integer() and abs(v) >= 10 else f"{v:.3f}"
+        return str(v) if v is not None else ""
+
     lines = ["| run | " + " | ".join(keys) + " | Pareto |", "|---" * (len(keys) + 2) + "|"]
     for r, f in zip(rows, front):
-        cells = [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys]
-        lines.append(f"| {r['run']} | " + " | ".join(cells) + f" | {'●' if f else ''} |")
+        lines.append(f"| {run_label(r, weights)} | " + " | ".join(cell(r.get(k)) for k in keys)
+                     + f" | {'●' if f else ''} |")
     return "\n".join(lines)
 
 
@@ -80,9 +110,9 @@ def plot_tradeoff(rows: Sequence[dict[str, Any]], front: Sequence[bool], axes: t
     ax.scatter(xs, ys, s=[20 + s * scale for s in sizes], alpha=0.5, label=f"run (size: {size})")
     on = sorted((a, b) for a, b, f in zip(xs, ys, front) if f)
     ax.plot([p[0] for p in on], [p[1] for p in on], "r-o", label="Pareto front")
+    weights = varying_weights(rows)
     for r, a, b in zip(rows, xs, ys):
-        label = ", ".join(f"{k[len('weight/'):]}={v:g}" for k, v in r.items() if k.startswith("weight/"))
-        ax.annotate(label, (a, b), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(run_label(r, weights), (a, b), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.grid(alpha=0.3)
