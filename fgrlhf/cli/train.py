@@ -174,7 +174,8 @@ def evaluate_during_training(trainer, examples, cfg: TrainAppConfig, judges: dic
         from fgrlhf.eval.detox import evaluate_detox, rescore_detox
 
         sampling = SamplingConfig(max_new_tokens=cfg.sampling.max_new_tokens, do_sample=True, top_k=0,
-                                  top_p=cfg.eval.top_p, temperature=1.0, num_samples=cfg.eval.samples)
+                                  top_p=cfg.eval.top_p, temperature=1.0, num_samples=cfg.eval.samples,
+                                  min_new_tokens=cfg.sampling.min_new_tokens)
         scorer = trainer.aggregator.rewards["toxicity"].scorer
         summary, records = evaluate_detox(trainer.policy, examples, scorer, sampling,
                                           reference=(trainer.reference, trainer.policy.tokenizer),

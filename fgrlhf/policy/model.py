@@ -38,6 +38,9 @@ class SamplingConfig:
     temperature: float = 0.7
     num_samples: int = 1  # responses per prompt
     no_repeat_ngram_size: int = 0
+    # EOS is suppressed until this many tokens (max_new_tokens: fixed-length continuations, as
+    # detox evaluations use). Log-probs ignore the suppression, as they ignore the top-k cut.
+    min_new_tokens: int = 0
 
 
 @dataclass
@@ -150,6 +153,8 @@ class Policy:
             kwargs.update(top_k=sampling.top_k, top_p=sampling.top_p, temperature=sampling.temperature)
         if sampling.no_repeat_ngram_size:
             kwargs["no_repeat_ngram_size"] = sampling.no_repeat_ngram_size
+        if sampling.min_new_tokens:
+            kwargs["min_new_tokens"] = sampling.min_new_tokens
         out = self.model.generate(input_ids=query_ids, attention_mask=query_mask.long(), **kwargs)
         if self.kind == "causal":
             response = out[:, query_ids.shape[1]:]  # [B·n, T]

@@ -101,3 +101,19 @@ def test_logprobs_are_those_of_the_sampling_distribution(tiny_gpt2_dir):
     greedy = PPOTrainer(policy, ValueModel.for_policy(policy, separate=False), make_reference(policy), agg,
                         PPOConfig(minibatch_size=4), SamplingConfig(max_new_tokens=10, do_sample=False))
     assert greedy.temperature == 1.0 and trainer.temperature == 0.5
+
+
+def test_min_new_tokens_gives_fixed_length_responses_even_when_eos_is_favoured(tiny_gpt2_dir):
+    policy = Policy.from_pretrained(str(tiny_gpt2_dir), max_prompt_tokens=32)
+    model = policy.model
+    with torch.no_grad():  # EOS the most likely token everywhere, as in the test above
+        unit = torch.nn.functional.normalize(torch.randn(model.config.n_embd), dim=0)
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(unit)
+        model.transformer.wte.weight[policy.eos_id] = 50 * unit
+    prompts = ["question: who sang it?", "question: where is it?"]
+    free = policy.generate(prompts, SamplingConfig(max_new_tokens=6, do_sample=False))
+    fixed = policy.generate(prompts, SamplingConfig(max_new_tokens=6, do_sample=False, min_new_tokens=6))
+    assert free.response_mask.sum(-1).tolist() == [1, 1]
+    assert fixed.response_mask.sum(-1).tolist() == [6, 6]
+    assert not (fixed.response_ids == policy.eos_id).any()
