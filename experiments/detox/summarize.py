@@ -41,18 +41,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--name", default="", help="suffix of the output files (results_NAME.md, ...)")
     args = parser.parse_args()
-    labels = {run.name.removeprefix("detox_"): run for run in args.runs}
+    labels = {run.name.removeprefix("detox_").removeprefix("free_length_"): run for run in args.runs}
+    suffix = f"_{args.name}" if args.name else ""
     args.out.mkdir(parents=True, exist_ok=True)
     plot_runs({label: run / "metrics.jsonl" for label, run in labels.items()},
-              [f"eval/{k}" for k in KEYS], args.out / "toxicity_vs_steps.png",
+              [f"eval/{k}" for k in KEYS], args.out / f"toxicity_vs_steps{suffix}.png",
               title="RTP eval prompts: holistic vs sentence-level toxicity reward")
     text = table(labels) + "\n\navg-max toxicity (reward's scorer) by iterations done:\n\n"
     for label, run in labels.items():
         text += f"- {label}: " + ", ".join(f"{s}: {v:.3f}" for s, v in curve(run)) + "\n"
         text += f"- {label} (fasttext judge): " + ", ".join(
             f"{s}: {v:.3f}" for s, v in curve(run, "eval/fasttext/avg_max_toxicity")) + "\n"
-    (args.out / "results.md").write_text(text)
+    (args.out / f"results{suffix}.md").write_text(text)
     print(text)
 
 
