@@ -60,6 +60,14 @@ class Rollout:
                        self.response_ids.to(device), self.response_mask.to(device), self.truncated_prompts)
 
 
+def causal_inputs(rollout: Rollout) -> tuple[Tensor, Tensor, Tensor]:
+    """A causal LM's view of a rollout: ids and attention mask ``[B, P + T]`` (prompt, then
+    response) and position ids that count real tokens only (prompts are left-padded)."""
+    ids = torch.cat([rollout.query_ids, rollout.response_ids], dim=1)
+    mask = torch.cat([rollout.query_mask, rollout.response_mask], dim=1).long()
+    return ids, mask, (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
 def response_mask_from_ids(response_ids: Tensor, eos_id: int | None, pad_id: int | None = None) -> Tensor:
     """``[B, T]`` bool: true up to and including the first EOS of each row.
 
@@ -179,10 +187,7 @@ class Policy:
         q, qm, r, rm = rollout.query_ids, rollout.query_mask, rollout.response_ids, rollout.response_mask
         T = r.shape[1]
         if self.kind == "causal":
-            ids = torch.cat([q, r], dim=1)  # [B, P + T]
-            mask = torch.cat([qm, rm], dim=1).long()
-            # Left padding: positions count real tokens only.
-            position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            ids, mask, position_ids = causal_inputs(rollout)
             out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
                         output_hidden_states=output_hidden_states)
             P = q.shape[1]
@@ -201,6 +206,20 @@ class Policy:
         if temperature != 1.0:
             logits = logits / temperature
         return logits, hidden
+
+    def hidden_states(self, rollout: Rollout, model) -> Tensor:
+        """The last hidden states ``[B, T, H]`` at the positions that predict each response
+        token, as ``forward(..., output_hidden_states=True)`` gives them, without the LM head
+        where the model exposes its trunk (a causal LM's ``base_model``): a value model on an
+        LM backbone needs no logits, and for a small model the head over the vocabulary costs
+        as much as the trunk."""
+        trunk = getattr(model, "base_model", model)
+        if self.kind != "causal" or trunk is model:
+            return self.forward(rollout, model=model, output_hidden_states=True)[1]
+        ids, mask, position_ids = causal_inputs(rollout)
+        out = trunk(input_ids=ids, attention_mask=mask, position_ids=position_ids)
+        P = rollout.query_ids.shape[1]
+        return out.last_hidden_state[:, P - 1 : P - 1 + rollout.response_ids.shape[1]]
 
     def logprobs(self, rollout: Rollout, model=None, temperature: float = 1.0) -> Tensor:
         """``log π(y_t | x, y_<t)`` for every response token: ``[B, T]`` (0 at padding), of the

@@ -58,7 +58,7 @@ class ValueModel(nn.Module):
                 raise ValueError("a shared value head needs the policy's hidden states")
             hidden = policy_hidden
         else:
-            _, hidden = policy.forward(rollout, model=self.backbone, output_hidden_states=True)
+            hidden = policy.hidden_states(rollout, self.backbone)
         values = self.head(hidden.float()).squeeze(-1)  # [B, T]
         return torch.where(rollout.response_mask, values, torch.zeros_like(values))
 

@@ -246,8 +246,13 @@ class PPOTrainer:
                                          self.cfg.clip_eps, agg, denominator)
         vf_loss, vf_clip = value_loss(values, batch["values"][idx], batch["returns"][idx], mask,
                                       self.cfg.value_clip_eps, agg, denominator)
-        entropy = aggregate_loss(entropy_from_logits(logits), mask, agg, denominator)
-        loss = pg_loss + self.cfg.vf_coef * vf_loss - self.cfg.entropy_coef * entropy
+        loss = pg_loss + self.cfg.vf_coef * vf_loss
+        if self.cfg.entropy_coef:
+            entropy = aggregate_loss(entropy_from_logits(logits), mask, agg, denominator)
+            loss = loss - self.cfg.entropy_coef * entropy
+        else:  # only logged: keep its softmax over the vocabulary out of the backward pass
+            with torch.no_grad():
+                entropy = aggregate_loss(entropy_from_logits(logits.detach()), mask, agg, denominator)
         share = mask.sum() / n_tokens.clamp(min=1)  # this micro-batch's share of the minibatch's tokens
         stats = torch.stack([
             pg_loss.detach(), vf_loss.detach(), entropy.detach(), clip_frac * share, vf_clip * share,

@@ -63,3 +63,14 @@ def test_reference_is_frozen_and_unchanged_by_policy_updates(policy):
     assert all(not p.requires_grad for p in ref.parameters()) and not ref.training
     torch.testing.assert_close(policy.logprobs(rollout, model=ref).detach(), before)
     assert not torch.allclose(policy.logprobs(rollout).detach(), before)
+
+
+def test_separate_value_reads_the_trunk_without_the_lm_head(policy):
+    # The causal LM's trunk alone gives exactly the hidden states of the full forward.
+    torch.manual_seed(0)
+    rollout = policy.generate(PROMPTS, SamplingConfig(max_new_tokens=8, num_samples=2))
+    with torch.no_grad():
+        _, full = policy.forward(rollout, output_hidden_states=True)
+        trunk = policy.hidden_states(rollout, policy.model)
+    assert policy.model.base_model is not policy.model  # the trunk path was taken
+    torch.testing.assert_close(trunk, full)
