@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fgrlhf.eval.plots import plot_runs, read_metrics
+from fgrlhf.eval.plots import plot_runs, records_by_updates
 
 KEYS = ("avg_max_toxicity", "fasttext/avg_max_toxicity", "toxic_rate", "fasttext/toxic_rate", "perplexity",
         "dist_2")
@@ -32,9 +32,7 @@ def table(runs: dict[str, Path]) -> str:
 
 def curve(run: Path, key: str = "eval/avg_max_toxicity") -> list[tuple[int, float]]:
     """(iterations done, value) of one eval key, starting from the initial evaluation."""
-    summary = json.loads((run / "metrics.json").read_text())
-    points = [(0, summary["eval_initial"][key[len("eval/"):]])] if "eval_initial" in summary else []
-    return points + [(r["step"] + 1, r[key]) for r in read_metrics(run / "metrics.jsonl") if key in r]
+    return [(r["step"], r[key]) for r in records_by_updates(run / "metrics.jsonl") if key in r]
 
 
 def main() -> None:

@@ -164,24 +164,27 @@ def plot_comparison(summaries: Mapping[str, Mapping[str, Any]], out_png: str | P
     return _save(fig, out_png)
 
 
+def records_by_updates(metrics_jsonl_path: str | Path) -> list[dict[str, Any]]:
+    """A run's ``metrics.jsonl`` records with ``step`` counting the updates done (a record of
+    step ``s`` was logged after ``s + 1`` updates), preceded at step 0 by the initial policy's
+    evaluation (``eval/*`` keys) when the run's ``metrics.json`` holds one (``eval_initial``)."""
+    records = [{**r, "step": r["step"] + 1} for r in read_metrics(metrics_jsonl_path)]
+    summary = Path(metrics_jsonl_path).with_name("metrics.json")
+    initial = json.loads(summary.read_text()).get("eval_initial") if summary.exists() else None
+    if initial:
+        records.insert(0, {"step": 0, **{f"eval/{k}": v for k, v in initial.items()}})
+    return records
+
+
 def plot_runs(metrics_files: Mapping[str, str | Path], keys: Sequence[str], out_png: str | Path,
               title: str | None = None) -> Path:
     """One panel per key of ``metrics.jsonl`` (e.g. ``eval/avg_max_toxicity``), one line per
-    labelled run, over iterations done (a record of step ``s`` was logged after ``s + 1``
-    updates): how several runs compare as they train. An ``eval/`` key starts at 0 with the
-    initial policy's evaluation when the run's ``metrics.json`` holds one (``eval_initial``).
-    A key that a run never logged is left out of that run's panel; a key no run logged is an
+    labelled run, over iterations done (``records_by_updates``): how several runs compare as
+    they train. A key that a run never logged is left out of that run's panel; a key no run logged is an
     error."""
     from matplotlib.figure import Figure
 
-    runs = {}
-    for label, path in metrics_files.items():
-        recs = [{**r, "step": r["step"] + 1} for r in read_metrics(path)]
-        summary = Path(path).with_name("metrics.json")
-        initial = json.loads(summary.read_text()).get("eval_initial") if summary.exists() else None
-        if initial:
-            recs.insert(0, {"step": 0, **{f"eval/{k}": v for k, v in initial.items()}})
-        runs[label] = recs
+    runs = {label: records_by_updates(path) for label, path in metrics_files.items()}
     absent = [k for k in keys if not any(is_number(r.get(k)) for recs in runs.values() for r in recs)]
     if absent:
         raise KeyError(f"no run logged {absent} ({', '.join(str(p) for p in metrics_files.values())})")

@@ -252,7 +252,7 @@ class PPOTrainer:
             loss = loss - self.cfg.entropy_coef * entropy
         else:  # only logged: keep its softmax over the vocabulary out of the backward pass
             with torch.no_grad():
-                entropy = aggregate_loss(entropy_from_logits(logits.detach()), mask, agg, denominator)
+                entropy = aggregate_loss(entropy_from_logits(logits), mask, agg, denominator)
         share = mask.sum() / n_tokens.clamp(min=1)  # this micro-batch's share of the minibatch's tokens
         stats = torch.stack([
             pg_loss.detach(), vf_loss.detach(), entropy.detach(), clip_frac * share, vf_clip * share,

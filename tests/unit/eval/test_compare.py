@@ -75,3 +75,14 @@ def test_plot_runs_one_line_per_run(tmp_path):
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     with pytest.raises(KeyError, match="no run logged"):
         plot_runs(files, ["eval/perplexity"], tmp_path / "x.png")
+
+
+def test_records_by_updates_start_with_the_initial_evaluation(tmp_path):
+    from fgrlhf.eval.plots import records_by_updates
+
+    (tmp_path / "metrics.jsonl").write_text(
+        "\n".join(json.dumps({"step": s, "eval/avg_max_toxicity": 0.5 - 0.1 * s}) for s in (0, 1)) + "\n")
+    assert [r["step"] for r in records_by_updates(tmp_path / "metrics.jsonl")] == [1, 2]
+    (tmp_path / "metrics.json").write_text(json.dumps({"eval_initial": {"avg_max_toxicity": 0.7}}))
+    records = records_by_updates(tmp_path / "metrics.jsonl")
+    assert [(r["step"], r["eval/avg_max_toxicity"]) for r in records] == [(0, 0.7), (1, 0.5), (2, pytest.approx(0.4))]
