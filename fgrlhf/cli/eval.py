@@ -75,7 +75,7 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
     segments coloured by each reward model's verdict) go to ``out_dir``."""
     import torch
 
-    from fgrlhf.cli.sft import base_checkpoint
+    from fgrlhf.policy.checkpoint import base_checkpoint
     from fgrlhf.eval import evaluate_qa, items_from_eval_records, rollout_report, write_jsonl
     from fgrlhf.policy import Policy, SamplingConfig
 

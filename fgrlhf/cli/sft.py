@@ -32,7 +32,7 @@ from omegaconf import MISSING, OmegaConf
 from fgrlhf.paths import CONF_DIR, PROJECT_ROOT, register_resolvers, run_dir
 from fgrlhf.train.sft import SFTConfig
 
-LOCAL_INITS = ("minilm_seq2seq", "tiny_gpt2", "tiny_gpt2_rtp")
+from fgrlhf.policy.checkpoint import base_checkpoint
 
 
 @dataclass
@@ -62,37 +62,6 @@ class SFTAppConfig:
 
 
 ConfigStore.instance().store(name="sft_schema", node=SFTAppConfig)
-
-
-def base_checkpoint(init: str) -> str:
-    """A checkpoint path for ``init``: the two local models are built once under
-    ``runs/base/``; anything else is a path or hub id, returned as is."""
-    if init not in LOCAL_INITS:
-        return init
-    out = PROJECT_ROOT / "runs" / "base" / init
-    if (out / "config.json").exists():
-        return str(out)
-    from fgrlhf.policy.tiny import build_minilm_seq2seq, build_tiny_gpt2
-
-    if init == "minilm_seq2seq":
-        return str(build_minilm_seq2seq(out))
-    if init == "tiny_gpt2_rtp":
-        from fgrlhf.data.rtp import load_rtp, split_rtp
-
-        # The tokenizer learns RTP's vocabulary, profanity included, from every record
-        # outside the evaluation prompts' groups (the default split).
-        records = load_rtp()
-        split = split_rtp(records)
-        kept = set(split.scorer_train) | set(split.scorer_test)
-        return str(build_tiny_gpt2(out, [t for r in records if r.index in kept
-                                         for t in (r.prompt.text, r.continuation.text)]))
-    from fgrlhf.data import load_feedback, load_prompts
-    from fgrlhf.paths import DATA_DIR
-
-    feedback = load_feedback(DATA_DIR / "qa_feedback" / "feedback.json")
-    prompts = load_prompts(DATA_DIR / "qa_feedback" / "prompts.json")
-    texts = [p.text for p in prompts] + [t for ex in feedback for t in (*ex.predictions, ex.gold)]
-    return str(build_tiny_gpt2(out, texts))
 
 
 def sft_pairs(cfg: SFTAppConfig) -> dict[str, list[tuple[str, str]]]:
@@ -145,7 +114,7 @@ def run(cfg: SFTAppConfig) -> dict[str, Any]:
           f"{len(pairs['dev'])} dev pairs; device {device}")
     history = train_sft(policy, pairs["train"], pairs["dev"], cfg.sft, logger)
     logger.close()
-    from fgrlhf.train.checkpoint import atomic_save_dir
+    from fgrlhf.toolkit.save import atomic_save_dir
 
     def write(tmp: Path) -> None:
         policy.model.save_pretrained(tmp)

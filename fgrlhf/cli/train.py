@@ -121,7 +121,7 @@ def save_checkpoint(directory: Path, policy, state: dict[str, Any]) -> None:
     replaced atomically: a crash mid-save leaves the previous checkpoint loadable."""
     import torch
 
-    from fgrlhf.train.checkpoint import atomic_save_dir
+    from fgrlhf.toolkit.save import atomic_save_dir
 
     def write(tmp: Path) -> None:
         policy.model.save_pretrained(tmp / "policy")
@@ -217,7 +217,7 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
     import transformers
     from tqdm import tqdm
 
-    from fgrlhf.cli.sft import base_checkpoint
+    from fgrlhf.policy.checkpoint import base_checkpoint
     from fgrlhf.logging import MetricsLogger
     from fgrlhf.policy import Policy, ValueModel, make_reference
     from fgrlhf.train.parallel import Parallel
@@ -339,7 +339,7 @@ def run(cfg: TrainAppConfig) -> dict[str, Any]:
 
             plot_learning_curves(out / "metrics.jsonl", out / "learning_curves.png")
         if cfg.save_policy:
-            from fgrlhf.train.checkpoint import atomic_save_dir
+            from fgrlhf.toolkit.save import atomic_save_dir
 
             def write(tmp: Path) -> None:
                 policy.model.save_pretrained(tmp)

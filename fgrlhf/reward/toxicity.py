@@ -135,7 +135,7 @@ class ToxicityScorer:
 
     def save(self, directory: str | Path, meta: RMMetadata, split=None) -> Path:
         """Model, tokenizer, metadata (and the ``RTPSplit``), swapped in atomically."""
-        from fgrlhf.train.checkpoint import atomic_save_dir
+        from fgrlhf.toolkit.save import atomic_save_dir
 
         def write(tmp: Path) -> None:
             self.model.save_pretrained(tmp, safe_serialization=True)
@@ -218,7 +218,7 @@ class FastTextToxicityScorer(ToxicityScorer):
     def save(self, directory: str | Path, meta: RMMetadata, split=None) -> Path:
         from safetensors.torch import save_file
 
-        from fgrlhf.train.checkpoint import atomic_save_dir
+        from fgrlhf.toolkit.save import atomic_save_dir
 
         meta.extra.update(buckets=self.model.buckets, dim=self.model.dim)
 

@@ -25,7 +25,7 @@ from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
 from fgrlhf.device import resolve_bf16
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
-from fgrlhf.train.checkpoint import atomic_save_dir
+from fgrlhf.toolkit.save import atomic_save_dir
 
 
 @dataclass

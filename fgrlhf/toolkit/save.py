@@ -1,0 +1,50 @@
+"""Atomic model folders: written beside the target, then renamed into place."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def atomic_save_dir(directory: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` to fill a fresh temporary folder, then swap it in for
+    ``directory``. A crash while writing leaves the previous checkpoint untouched (only a
+    ``.tmp`` folder, removed by the next save); the swap itself is two renames."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    write(tmp)
+    if directory.exists():
+        old = directory.with_name(directory.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(directory)
+    return directory
+
+
+def save_model_dir(directory: str | Path, model, tokenizer=None, metadata: Mapping[str, Any] | None = None,
+                   extra: Callable[[Path], None] | None = None) -> Path:
+    """A Hugging Face model folder, atomically: ``model.save_pretrained`` (safetensors),
+    the tokenizer, each ``metadata`` entry as a JSON file (file name → content), then
+    ``extra(tmp)`` for anything else the caller writes into the same folder."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        for name, content in (metadata or {}).items():
+            (tmp / name).write_text(json.dumps(content, indent=1))
+        if extra is not None:
+            extra(tmp)
+
+    return atomic_save_dir(directory, write)
