@@ -1,4 +1,6 @@
-"""Pure tensor functions for dense-reward PPO: device-agnostic, no state, no I/O."""
+"""The math of dense-reward PPO: device-agnostic tensor functions with no state and no I/O
+(masked statistics, GAE, KL estimators, losses, segment→token scattering), plus the KL
+controllers, the one stateful piece (β, updated once per iteration, saved in checkpoints)."""
 
 from fgrlhf.core.gae import gae
 from fgrlhf.core.kl import (
