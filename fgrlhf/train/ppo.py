@@ -1,10 +1,12 @@
 """One PPO iteration over dense, per-category rewards.
 
     sample rollouts → decode with offsets → segment → reward models → aggregate [B, T]
-    → per-token KL penalty against the reference → GAE → PPO epochs over minibatches
+    → per-token KL penalty against the reference → (whiten rewards) → GAE      ``collect``
+    → PPO epochs over minibatches → KL controller → metrics                      ``update``
 
-``PPOTrainer`` holds the state (models, optimizer, scheduler, KL controller); every piece of
-arithmetic is a pure function from ``fgrlhf.core``. With an ``accelerate.Accelerator`` the
+``PPOTrainer`` holds the state (models, optimizer, scheduler, KL controller); ``collect``
+returns a ``PPOBatch`` (``fgrlhf.train.ppo_batch``), and every piece of arithmetic is a pure
+function (here or in ``fgrlhf.core``). With an ``accelerate.Accelerator`` the
 same code runs data-parallel over several processes (see ``fgrlhf.train.parallel``).
 """
 
