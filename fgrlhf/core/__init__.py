@@ -1,6 +1,7 @@
-"""The math of dense-reward PPO: device-agnostic tensor functions with no state and no I/O
-(masked statistics, GAE, KL estimators, losses, segment→token scattering), plus the KL
-controllers, the one stateful piece (β, updated once per iteration, saved in checkpoints)."""
+"""The math of dense-reward RLHF: device-agnostic tensor functions with no state and no I/O
+(masked statistics, GAE, KL estimators, losses, reward placement on tokens), plus the KL
+controllers (``kl.py``), the one stateful piece: β, updated once per iteration and saved in
+checkpoints."""
 
 from fgrlhf.core.gae import gae
 from fgrlhf.core.kl import (
