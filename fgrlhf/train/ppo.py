@@ -39,7 +39,6 @@ from fgrlhf.policy import Policy, Rollout, SamplingConfig, ValueModel
 from fgrlhf.reward import RewardAggregator, RewardInputs
 from fgrlhf.reward.aggregate import DenseReward
 from fgrlhf.reward.base import SegmentScores
-from fgrlhf.reward.normalize import RunningNormalizer
 from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 from fgrlhf.train.parallel import Parallel
 from fgrlhf.train.ppo_batch import PPOBatch, UpdateStats
@@ -134,10 +133,8 @@ class PPOTrainer:
         self.scheduler = make_scheduler(self.optimizer, cfg.warmup_steps, cfg.total_steps)
         self.kl_ctl = make_kl_controller(cfg.kl_coef, cfg.adaptive_kl, cfg.kl_target, cfg.kl_horizon)
         self.permutations = torch.Generator().manual_seed(seed)
-        if self.parallel.world > 1:
-            for norm in aggregator.normalizers.values():
-                if isinstance(norm, RunningNormalizer):  # every process sees every score
-                    norm.gather = lambda v: torch.tensor(self.parallel.gather_objects(v.tolist()), dtype=v.dtype)
+        if self.parallel.world > 1:  # every running normaliser sees every process's scores
+            aggregator.distribute(lambda v: torch.tensor(self.parallel.gather_objects(v.tolist()), dtype=v.dtype))
         self.iteration = 0
 
     def state_dict(self) -> dict[str, Any]:

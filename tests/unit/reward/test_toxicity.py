@@ -218,7 +218,8 @@ def test_fasttext_scorer_fills_the_offline_contract_without_subclassing(scorer, 
     assert together == pytest.approx([fast.toxicity([t])[0] for t in TEXTS], abs=1e-6)
     split = RTPSplit([1], [2], [3], [4], seed=0, threshold=0.5, source="s", fingerprint="f")
     ckpt = fast.save(tmp_path / "fast", toxicity_metadata("fasttext", 0), split)
-    assert sorted(p.name for p in ckpt.iterdir()) == ["bag_of_ngrams.safetensors", "fgrlhf_rm.json", "split.json"]
+    assert sorted(p.name for p in ckpt.iterdir() if not p.name.startswith(".")) == ["bag_of_ngrams.safetensors", "fgrlhf_rm.json", "split.json"]
+    assert (ckpt / ".complete").exists()  # written last: the folder is whole
     assert RTPSplit.load(ckpt / "split.json") == split
     loaded = load_toxicity_scorer(ckpt, device="cpu")
     assert isinstance(loaded, FastTextToxicityScorer) and loaded.batch_size == 256
