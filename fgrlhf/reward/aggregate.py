@@ -3,18 +3,25 @@
     r[b, t] = Σ_k w_k · Σ_{s : closes(b, s, k) = t} norm_k(score_k[b, s])
 
 Each category k keeps its own ``[B, T]`` slice until the very end (``per_category``
-``[B, T, K]``), so it can be normalised, weighted, logged and plotted on its own.
+``[B, T, K]``), so it can be normalised, weighted, logged and plotted on its own. Per
+category, ``Shaping`` (``fgrlhf.core.shaping``) can change how its segment scores combine
+(sum or mean, a minimum segment length for bonuses) and where they land (the closing token,
+the first token, or spread over the segment); the default is the paper's rule above.
+Monitor-only reward models are scored on the same texts and kept apart (``monitors``): they
+are logged beside the optimised rewards and never enter the reward.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from fgrlhf.core.scatter import scatter_segment_scores
+from fgrlhf.core.shaping import combine_segment_scores, place_segment_scores
+from fgrlhf.errors import UserError
 from fgrlhf.reward.base import RewardInputs, RewardModel, SegmentScores, check_segment_scores
 from fgrlhf.reward.normalize import IdentityNormalizer, Normalizer, RunningNormalizer
 from fgrlhf.segment import DecodedResponses, MultiGranularitySegmenter, Span, align_spans
@@ -35,6 +42,23 @@ class DenseReward:
     categories: list[str]
     raw: dict[str, SegmentScores]
     spans: dict[str, list[list[Span]]]
+    monitors: dict[str, SegmentScores] = field(default_factory=dict)  # monitor-only scores, by name
+
+
+@dataclass
+class Shaping:
+    """How one category's segment scores become its dense reward (``fgrlhf.core.shaping``)."""
+
+    RULES: ClassVar[dict[str, str]] = {"per_segment": "in sum mean", "min_segment_words": ">= 0",
+                                       "placement": "in end first spread"}
+
+    per_segment: str = "sum"  # sum (the paper's) | mean: splitting an answer earns nothing by itself
+    min_segment_words: int = 0  # segments shorter than this earn no bonus (penalties stay)
+    placement: str = "end"  # end (the paper's) | first | spread
+
+
+class RewardModelError(UserError):
+    """A reward model raised while scoring: names the category and the model."""
 
 
 class RewardAggregator:
@@ -42,10 +66,11 @@ class RewardAggregator:
 
     ``rewards`` maps a category name (``relevance``, ``factuality``, ...) to its reward model;
     ``weights`` gives each category's weight (default 1); ``normalizers`` each category's
-    normaliser (default none). Texts are segmented once per granularity, and spans are
-    aligned to policy tokens once per granularity, whatever the number of reward models.
-    A reward model with a ``segmenter`` attribute of its own (a custom granularity) is
-    segmented by it instead.
+    normaliser (default none), ``shaping`` each category's ``Shaping`` (default the
+    paper's), ``monitors`` reward models that are scored and reported but never optimised.
+    Texts are segmented once per granularity, and spans are aligned to policy tokens once
+    per granularity, whatever the number of reward models. A reward model with a
+    ``segmenter`` attribute of its own (a custom granularity) is segmented by it instead.
     """
 
     def __init__(
@@ -54,6 +79,8 @@ class RewardAggregator:
         weights: Mapping[str, float] | None = None,
         normalizers: Mapping[str, Normalizer] | None = None,
         segmenter: MultiGranularitySegmenter | None = None,
+        shaping: Mapping[str, Shaping] | None = None,
+        monitors: Mapping[str, RewardModel] | None = None,
     ) -> None:
         if not rewards:
             raise ValueError("RewardAggregator needs at least one reward model")
@@ -71,6 +98,15 @@ class RewardAggregator:
         self.weights = {k: float(weights.get(k, 1.0)) for k in self.categories}
         self.normalizers = {k: normalizers.get(k, IdentityNormalizer()) for k in self.categories}
         self.segmenter = segmenter if segmenter is not None else MultiGranularitySegmenter()
+        shaping = dict(shaping or {})
+        unknown = set(shaping) - set(rewards)
+        if unknown:
+            raise KeyError(f"shaping given for unknown reward categories: {sorted(unknown)}")
+        self.shaping = {k: shaping.get(k, Shaping()) for k in self.categories}
+        self.monitors = dict(monitors or {})
+        clash = set(self.monitors) & set(rewards)
+        if clash:
+            raise KeyError(f"monitor-only rewards must not share a name with an optimised category: {sorted(clash)}")
 
     def distribute(self, gather: Callable[[Tensor], Tensor] | None) -> None:
         """Data parallelism: every running normaliser merges the scores of all processes,
@@ -80,14 +116,16 @@ class RewardAggregator:
             if isinstance(norm, RunningNormalizer):
                 norm.set_gather(gather)
 
-    def segment(self, texts: Sequence[str]) -> dict[str, list[list[Span]]]:
-        """Segments of every text for every category."""
-        shared = [k for k in self.categories if getattr(self.rewards[k], "segmenter", None) is None]
-        by_granularity = self.segmenter(texts, {self.rewards[k].granularity for k in shared})
-        out = {k: by_granularity[self.rewards[k].granularity] for k in shared}
-        for k in self.categories:
+    def segment(self, texts: Sequence[str], models: Mapping[str, RewardModel] | None = None
+                ) -> dict[str, list[list[Span]]]:
+        """Segments of every text for every category (of ``models``, default the rewards)."""
+        models = self.rewards if models is None else models
+        shared = [k for k in models if getattr(models[k], "segmenter", None) is None]
+        by_granularity = self.segmenter(texts, {models[k].granularity for k in shared})
+        out = {k: by_granularity[models[k].granularity] for k in shared}
+        for k in models:
             if k not in out:
-                out[k] = self.rewards[k].segmenter.batch(texts)
+                out[k] = models[k].segmenter.batch(texts)
         return out
 
     @torch.no_grad()
@@ -106,17 +144,25 @@ class RewardAggregator:
             if id(spans[k]) not in aligned:
                 aligned[id(spans[k])] = align_spans(decoded, spans[k], device=device)
             token_index, seg_mask = aligned[id(spans[k])]  # [B, S_k]
-            out = self.rewards[k].score(inputs, spans[k])
-            check_segment_scores(k, out, spans[k])
-            scores = out.scores.to(device=device, dtype=torch.float32)  # [B, S_k]
-            mask = out.mask.to(device).bool()  # [B, S_k]
+            scores, mask = _score(k, self.rewards[k], inputs, spans[k], device)  # [B, S_k]
             raw[k] = SegmentScores(scores, mask)
             normed = self.normalizers[k](scores, mask)  # [B, S_k]
-            width = scores.shape[1]
+            shape = self.shaping[k]
+            words = None
+            if shape.min_segment_words > 0:
+                words = SegmentScores.from_lists([[len(text[a:b].split()) for a, b in row]
+                                                  for text, row in zip(inputs.texts, spans[k])], device).scores
+                words = _fit_width(words, scores.shape[1])
+            shaped = combine_segment_scores(normed, mask, words, shape.per_segment, shape.min_segment_words)
             # A reward may pad to a different S than the aligner; real segments are a prefix.
-            index = _fit_width(token_index, width)
-            per_category[:, :, k_i] = self.weights[k] * scatter_segment_scores(normed, mask, index, T)
-        return DenseReward(per_category.sum(dim=-1), per_category, list(self.categories), raw, spans)
+            index = _fit_width(token_index, scores.shape[1])
+            per_category[:, :, k_i] = self.weights[k] * place_segment_scores(shaped, mask, index, T, shape.placement)
+        monitors = {}
+        if self.monitors:
+            monitor_spans = self.segment(inputs.texts, self.monitors)
+            monitors = {name: SegmentScores(*_score(name, model, inputs, monitor_spans[name], device))
+                        for name, model in self.monitors.items()}
+        return DenseReward(per_category.sum(dim=-1), per_category, list(self.categories), raw, spans, monitors)
 
     def state_dict(self) -> dict:
         return {"weights": dict(self.weights),
@@ -126,6 +172,18 @@ class RewardAggregator:
         self.weights = {k: float(v) for k, v in state["weights"].items()}
         for k, s in state["normalizers"].items():
             self.normalizers[k].load_state_dict(s)
+
+
+def _score(name: str, model: RewardModel, inputs: RewardInputs, spans: list[list[Span]],
+           device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """One reward model's checked scores and mask ``[B, S]``; a model that raises is named."""
+    try:
+        out = model.score(inputs, spans)
+    except Exception as err:
+        raise RewardModelError(f"reward model {name!r} ({type(model).__module__}.{type(model).__name__}) "
+                               f"raised {type(err).__name__}: {err}") from err
+    check_segment_scores(name, out, spans)
+    return out.scores.to(device=device, dtype=torch.float32), out.mask.to(device).bool()
 
 
 def _fit_width(x: Tensor, width: int) -> Tensor:
