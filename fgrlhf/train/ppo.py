@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from fgrlhf.core import (
 from fgrlhf.policy import Policy, Rollout, SamplingConfig, ValueModel
 from fgrlhf.reward import RewardAggregator, RewardInputs
 from fgrlhf.reward.aggregate import DenseReward
+from fgrlhf.eval.monitors import category_monitors, text_monitors
 from fgrlhf.reward.base import SegmentScores
 from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 from fgrlhf.train.parallel import Parallel
@@ -117,6 +118,11 @@ class PPOTrainer:
                  cfg: PPOConfig, sampling: SamplingConfig, accelerator=None, seed: int = 0) -> None:
         self.policy, self.value, self.reference = policy, value, reference
         self.aggregator, self.cfg, self.sampling = aggregator, cfg, sampling
+        # Each category's granularity names its segments in the monitors (a reward with a
+        # segmenter of its own is monitored under its category's name).
+        self.granularities = {k: k if getattr(r, "segmenter", None) is not None
+                              else str(getattr(r.granularity, "value", r.granularity))
+                              for k, r in aggregator.rewards.items()}
         # PPO's log-probs (old, new and the reference's, hence the KL) are those of the
         # distribution the rollouts are drawn from: logits / temperature when sampling. At
         # temperature 1 they would belong to another distribution, the importance ratios would
@@ -237,11 +243,13 @@ class PPOTrainer:
         whole = Rollout(list(prompts), index, par.gather_rows(rollout.query_ids, pad, left),
                         par.gather_rows(rollout.query_mask, False, left), par.gather_rows(rollout.response_ids, pad),
                         par.gather_rows(rollout.response_mask, False), truncated)
-        raw = {k: SegmentScores.from_lists(par.gather_objects(v.rows()), reward.total.device)
-               for k, v in reward.raw.items()}
+        def gather_scores(scores: dict[str, SegmentScores]) -> dict[str, SegmentScores]:
+            return {k: SegmentScores.from_lists(par.gather_objects(v.rows()), reward.total.device)
+                    for k, v in scores.items()}
+
         spans = {k: par.gather_objects(v) for k, v in reward.spans.items()}
         dense = DenseReward(par.gather_rows(reward.total), par.gather_rows(reward.per_category),
-                            reward.categories, raw, spans)
+                            reward.categories, gather_scores(reward.raw), spans, gather_scores(reward.monitors))
         return whole, dense, par.gather_objects(texts)
 
     def _local_loss(self, batch: PPOBatch, idx: Tensor, denominator: Tensor,
@@ -371,7 +379,7 @@ class PPOTrainer:
         self.kl_ctl.update(mean_kl, B)
         metrics = UpdateStats.from_tensor(stat_sum).metrics(n_minibatches)
         metrics["loss/ptx"] = float(par.sum(torch.tensor(ptx_sum / max(n_minibatches, 1)))) / par.world
-        metrics.update(batch_metrics(batch))
+        metrics.update(batch_metrics(batch, self.granularities))
         metrics.update({
             "kl/coef": self.kl_ctl.kl_coef,
             "ppo/early_stopped": float(stopped), "lr": self.scheduler.get_last_lr()[0],
@@ -386,7 +394,7 @@ class PPOTrainer:
         return metrics
 
 
-def batch_metrics(batch: PPOBatch) -> dict[str, float]:
+def batch_metrics(batch: PPOBatch, granularities: Mapping[str, str]) -> dict[str, float]:
     """What a collected batch says by itself: rewards per response (per category, total, and
     penalised: the rewards GAE read, before any whitening), KL and lengths."""
     mask = batch.rollout.response_mask  # [B, T]
@@ -402,4 +410,19 @@ def batch_metrics(batch: PPOBatch) -> dict[str, float]:
         "length/empty": sum(1 for x in batch.texts if not x.strip()) / max(len(batch.texts), 1),
         "prompts/truncated": float(batch.rollout.truncated_prompts),
     })
+    metrics.update(reward_monitors(batch.texts, reward, granularities))
     return metrics
+
+
+def reward_monitors(texts: Sequence[str], reward: DenseReward, granularities: Mapping[str, str]) -> dict[str, float]:
+    """The reward-hacking monitors of a scored batch (``fgrlhf.eval.monitors``): segments per
+    answer and words per segment at each granularity the rewards read, text statistics, each
+    category's error rate and share of the reward, and each monitor-only reward's mean per
+    answer (``monitor/reward/<name>``). ``granularities``: category → its granularity."""
+    by_granularity = {g: reward.spans[k] for k, g in granularities.items() if k in reward.spans}
+    out = text_monitors(texts, by_granularity)
+    out.update(category_monitors({k: (s.scores, s.mask) for k, s in reward.raw.items()}, reward.per_category,
+                                 reward.categories))
+    for name, scores in reward.monitors.items():
+        out[f"monitor/reward/{name}"] = float((scores.scores * scores.mask).sum(-1).mean())
+    return out

@@ -20,7 +20,9 @@ def test_pinned_run_reproduces_its_metrics(name, tmp_path, tiny_gpt2_dir):
     assert len(records) == len(golden)
     for step, (got, want) in enumerate(zip(records, golden)):
         got, want = compared(got), compared(want)
-        assert sorted(got) == sorted(want), f"step {step}: keys differ"
+        # Every pinned metric is still there; metrics added since (monitors, alerts) may join them.
+        missing = sorted(set(want) - set(got))
+        assert not missing, f"step {step}: pinned metrics no longer logged: {missing}"
         # Same arithmetic in the same order gives the same floats; the tolerance only admits a
         # reassociated sum (1e-9 relative), far below any change of behaviour.
         bad = {k: (got[k], want[k]) for k in want
