@@ -70,7 +70,7 @@ def run_ppo(cfg: PPORunConfig) -> dict[str, Any]:
     judges = {}
     if cfg.eval.every and cfg.eval.toxicity_scorers and par.is_main:
         judges = load_judges(cfg.eval, par.accelerator.device)
-    # 4. Open the outputs: the main process's folder, where every process writes its checkpoint.
+    # 4. Open the outputs: the main process's run folder (every process names it) and its logger.
     out = Path(par.gather_objects([str(run_dir())])[0])
     logger = open_logger(cfg, out) if par.is_main else None
     # 5. Resume where the checkpoint stopped, or evaluate the initial policy (the curve's start).
@@ -97,11 +97,8 @@ def run_ppo(cfg: PPORunConfig) -> dict[str, Any]:
         history.append(metrics)
         bar.set_postfix(reward=f"{metrics['reward/total']:.3f}", kl=f"{metrics['kl/sequence']:.3f}")
         if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
-            trainer_state = trainer.state_dict()  # a collective: every process takes part
-            if par.is_main:
-                save_checkpoint(out / "checkpoint", trainer.policy, {"trainer": trainer_state, **order.state_dict(),
-                                                                     "history": history, "eval_initial": eval_initial})
-            par.barrier()
+            checkpoint_on_main(out / "checkpoint", trainer, {**order.state_dict(), "history": history,
+                                                             "eval_initial": eval_initial}, par)
     # 7. Summarise and write the outputs.
     summary = summarise(cfg, history, eval_initial, par.world, out)
     if par.is_main:
@@ -252,6 +249,16 @@ def evaluate_on_main(trainer, held_out: list, cfg: PPORunConfig, judges: dict, p
                                        judges) if par.is_main else {}
     par.barrier()
     return metrics
+
+
+def checkpoint_on_main(directory: Path, trainer, progress: dict[str, Any], par) -> None:
+    """A resumable checkpoint of the trainer and the run's ``progress`` (data order, history,
+    initial evaluation): every process takes part in collecting the trainer's state (a
+    collective), the main process writes it, the others wait."""
+    trainer_state = trainer.state_dict()
+    if par.is_main:
+        save_checkpoint(directory, trainer.policy, {"trainer": trainer_state, **progress})
+    par.barrier()
 
 
 def save_checkpoint(directory: Path, policy, state: dict[str, Any]) -> None:
