@@ -3,193 +3,32 @@
     reward models (R1, R2, R3; cached) → SFT policy (cached) → evaluate SFT
     → fine-grained PPO → evaluate PPO → report (table, learning curves, before/after plot)
 
-Each stage is the project's own command (``fgrlhf-rm``, ``fgrlhf-sft``, ``fgrlhf-train``) run
-as a subprocess with its progress bars, so a stage that fails says so in its own words and
-the stages before it stay done: reward models and the SFT policy are reused from
-``rm_dir``/``sft_dir`` on the next run. Evaluation uses the same reward-model objects as
-``fgrlhf-eval``, on the held-out test questions. Everything else goes to the run folder:
+    fgrlhf-pipeline train_overrides=[experiment=qa_cpu,iterations=40] eval_questions=20
 
-    ppo/          fgrlhf-train's folder (metrics.jsonl, metrics.json, policy/, checkpoint/)
-    eval_sft/     summary.json + outputs.jsonl of the SFT policy
-    eval_ppo/     the same for the PPO policy
-    report.md, learning_curves.png, before_after.png, pipeline.json (stage timings)
+Each stage is the project's own command (``fgrlhf-rm``, ``fgrlhf-sft``, ``fgrlhf-train``);
+reward models and the SFT policy are reused from ``rm_dir``/``sft_dir`` when there. The run
+folder gets ``ppo/``, ``eval_sft/``, ``eval_ppo/``, ``report.md``, ``learning_curves.png``,
+``before_after.png`` and ``pipeline.json``. The stages are ``fgrlhf.train.pipeline``.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from fgrlhf.paths import CONF_DIR, PROJECT_ROOT, register_resolvers, run_dir
-
-CATEGORIES = ("relevance", "factuality", "completeness")
-
-
-@dataclass
-class PipelineConfig:
-    rm_dir: str = str(PROJECT_ROOT / "runs" / "rm")  # <rm_dir>/<category>, trained if missing
-    policy_init: str = "minilm_seq2seq"
-    sft_dir: str = str(PROJECT_ROOT / "runs" / "sft" / "minilm_seq2seq")  # trained if missing
-    sft_overrides: list[str] = field(default_factory=list)  # extra fgrlhf-sft arguments
-    train_overrides: list[str] = field(default_factory=lambda: ["experiment=qa_cpu"])  # fgrlhf-train's
-    eval_questions: int | None = None  # the first N test questions (default: all 60)
-    eval_batch_size: int = 8
-    threads: int | None = None
-    output: str | None = None  # default: the Hydra run folder
-
+from fgrlhf.paths import CONF_DIR, register_resolvers
+from fgrlhf.train.pipeline import PipelineConfig, run_pipeline
 
 ConfigStore.instance().store(name="pipeline_schema", node=PipelineConfig)
-
-
-def _stage(n: int, total: int, title: str) -> float:
-    print(f"\n[fgrlhf-pipeline] stage {n}/{total}: {title}", flush=True)
-    return time.perf_counter()
-
-
-def _command(module: str, *args: str) -> None:
-    """Run one of the project's commands; its progress bars go straight to the terminal."""
-    cmd = [sys.executable, "-m", f"fgrlhf.cli.{module}", *args]
-    res = subprocess.run(cmd, cwd=PROJECT_ROOT)
-    if res.returncode != 0:
-        raise SystemExit(f"fgrlhf-pipeline: `{' '.join(cmd[2:])}` failed (exit {res.returncode}); "
-                         "stages finished before it are kept and reused on the next run")
-
-
-def fine_grained_reward(rm_dir: Path):
-    """``conf/reward/fine_grained.yaml`` with its checkpoints in ``rm_dir``."""
-    from fgrlhf.cli.train import RewardConfig
-
-    cfg = OmegaConf.merge(OmegaConf.structured(RewardConfig), OmegaConf.load(CONF_DIR / "reward" / "fine_grained.yaml"))
-    for k in CATEGORIES:
-        cfg.models[k].checkpoint = str(rm_dir / k)
-    return cfg
-
-
-def report_markdown(before: dict[str, Any], after: dict[str, Any], timings: dict[str, float],
-                    train_summary: dict[str, Any], cfg: PipelineConfig) -> str:
-    """The report: before/after table, where the outputs are, what the run was."""
-    from fgrlhf.eval import EVAL_METRICS
-
-    def cell(x):
-        return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
-
-    rows = ["| metric | SFT | fine-grained PPO | change |", "|---|---|---|---|"]
-    for k in EVAL_METRICS:
-        a, b = before.get(k), after.get(k)
-        change = f"{b - a:+.3f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else ""
-        rows.append(f"| {k} | {cell(a)} | {cell(b)} | {change} |")
-    steps = "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.items())
-    final = train_summary.get("final", {})
-    rewards = ", ".join(f"{k} {v:+.3f}" for k, v in final.items() if k.startswith("reward/"))
-    return f"""# fgrlhf pipeline report
-
-Policy: `{cfg.policy_init}` after SFT (`{cfg.sft_dir}`), then fine-grained PPO with R1 + R2 + R3
-(`{cfg.rm_dir}`); `fgrlhf-train {' '.join(cfg.train_overrides)}`.
-Evaluated greedily on {after.get('questions')} held-out test questions (never seen by the
-reward models, SFT or PPO).
-
-{chr(10).join(rows)}
-
-Ratios: share of sub-sentences (relevance, R1) and sentences (factuality, R2) judged
-error-free; completeness: R3's score normalised by its training-set mean/std; ROUGE-Lsum ×100
-against the references (best reference). Per-question answers with segment verdicts:
-`eval_sft/outputs.jsonl`, `eval_ppo/outputs.jsonl`.
-
-PPO, last iterations (per response, weighted): {rewards}.
-Learning curves: `learning_curves.png`; before/after: `before_after.png`.
-
-A CPU-scale run: a 6-layer MiniLM encoder-decoder and reward models trained on 300
-questions. The metrics are judged by the same reward models PPO optimised, so gains in the
-ratios show the optimiser works; whether answers truly got better needs the references
-(ROUGE-Lsum) and reading `outputs.jsonl`.
-
-Time per stage:
-{steps}
-"""
-
-
-def run(cfg: PipelineConfig) -> dict[str, Any]:
-    import torch
-    import transformers
-
-    from fgrlhf.cli.eval import evaluate_checkpoint, evaluation_examples
-    from fgrlhf.cli.train import TaskConfig, build_aggregator
-    from fgrlhf.eval.plots import plot_before_after, plot_learning_curves
-
-    transformers.logging.set_verbosity_error()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = (Path(cfg.output) if cfg.output else run_dir()).resolve()
-    rm_dir, sft_dir = Path(cfg.rm_dir), Path(cfg.sft_dir)
-    timings: dict[str, float] = {}
-    total, t_all = 6, time.perf_counter()
-
-    t = _stage(1, total, "reward models")
-    for k in CATEGORIES:
-        if (rm_dir / k / "fgrlhf_rm.json").exists():
-            print(f"  {k}: cached at {rm_dir / k}")
-        else:
-            _command("rm", f"rm={k}", f"checkpoint={rm_dir / k}", f"hydra.run.dir={out / 'rm' / k}")
-    timings["reward models"] = time.perf_counter() - t
-
-    t = _stage(2, total, "SFT policy")
-    if (sft_dir / "fgrlhf_sft.json").exists():
-        print(f"  cached at {sft_dir}")
-    else:
-        _command("sft", f"policy.init={cfg.policy_init}", f"output={sft_dir}", f"hydra.run.dir={out / 'sft'}",
-                 *cfg.sft_overrides)
-    timings["SFT"] = time.perf_counter() - t
-
-    reward_cfg = fine_grained_reward(rm_dir)
-    aggregator = build_aggregator(reward_cfg)
-    task = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(CONF_DIR / "task" / "qa_feedback.yaml"))
-    examples = evaluation_examples(task, "test", cfg.eval_questions)
-
-    t = _stage(3, total, f"evaluate the SFT policy on {len(examples)} test questions")
-    before = evaluate_checkpoint(str(sft_dir), examples, aggregator, out / "eval_sft",
-                                 batch_size=cfg.eval_batch_size)
-    timings["evaluate SFT"] = time.perf_counter() - t
-
-    t = _stage(4, total, "fine-grained PPO")
-    ppo_dir = out / "ppo"
-    _command("train", *cfg.train_overrides, f"policy.init={sft_dir}", f"hydra.run.dir={ppo_dir}",
-             *(f"reward.models.{k}.checkpoint={rm_dir / k}" for k in CATEGORIES))
-    timings["PPO"] = time.perf_counter() - t
-
-    t = _stage(5, total, "evaluate the PPO policy")
-    after = evaluate_checkpoint(str(ppo_dir / "policy"), examples, aggregator, out / "eval_ppo",
-                                batch_size=cfg.eval_batch_size)
-    timings["evaluate PPO"] = time.perf_counter() - t
-
-    t = _stage(6, total, "report")
-    plot_learning_curves(ppo_dir / "metrics.jsonl", out / "learning_curves.png")
-    plot_before_after(before, after, out / "before_after.png", labels=("SFT", "fine-grained PPO"))
-    train_summary = json.loads((ppo_dir / "metrics.json").read_text())
-    timings["report"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t_all
-    (out / "report.md").write_text(report_markdown(before, after, timings, train_summary, cfg))
-    result = {"output": str(out), "before": before, "after": after, "seconds": {k: round(v, 1) for k, v in timings.items()}}
-    (out / "pipeline.json").write_text(json.dumps(result, indent=1))
-    print(f"\n[fgrlhf-pipeline] done in {timings['total'] / 60:.1f} min; report: {out / 'report.md'}")
-    return result
-
-
 register_resolvers()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="pipeline", version_base="1.3")
 def main(cfg) -> None:
-    merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), cfg)
-    result = run(merged)
+    result = run_pipeline(OmegaConf.merge(OmegaConf.structured(PipelineConfig), cfg))
     keys = ("relevance_ratio", "factuality_ratio", "completeness", "rougeLsum", "length_words")
     print(json.dumps({"output": result["output"],
                       **{f"{side}/{k}": result[side].get(k) for side in ("before", "after") for k in keys}}))

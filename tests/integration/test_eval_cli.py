@@ -10,7 +10,7 @@ import sys
 
 def test_eval_cli_judges_a_checkpoint_on_held_out_questions(tmp_path, tiny_gpt2_dir):
     cmd = [sys.executable, "-m", "fgrlhf.cli.eval", f"checkpoint={tiny_gpt2_dir}", "reward=rules",
-           "split=test", "questions=3", "batch_size=2", "max_new_tokens=12", f"output={tmp_path}/eval",
+           "part=test", "split.test_questions=3", "batch_size=2", "max_new_tokens=12", f"output={tmp_path}/eval",
            f"hydra.run.dir={tmp_path}/hydra"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)

@@ -94,7 +94,7 @@ def test_resume_after_a_kill_gives_the_same_next_iteration(tmp_path, tiny_gpt2_d
     summary = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert summary["first"]["reward/total"] == step("full", 0)["reward/total"]  # history carried over
     with pytest.raises(FileNotFoundError):
-        from fgrlhf.cli.train import load_checkpoint
+        from fgrlhf.train.ppo_run import load_checkpoint
 
         load_checkpoint(tmp_path, object, "cpu")
 
@@ -106,8 +106,8 @@ def test_a_nan_reward_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_pa
     assert res.returncode != 0
     assert "stopped at iteration 2" in res.stderr and "reward 'bad' returned a non-finite score" in res.stderr
     assert "is intact" in res.stderr
-    from fgrlhf.cli.train import load_checkpoint
     from fgrlhf.policy import Policy
+    from fgrlhf.train.ppo_run import load_checkpoint
 
     model_cls = type(Policy.from_pretrained(str(tiny_gpt2_dir)).model)
     state, _ = load_checkpoint(tmp_path / "run" / "checkpoint", model_cls, "cpu")

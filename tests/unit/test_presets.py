@@ -9,7 +9,10 @@ from omegaconf import OmegaConf
 
 import fgrlhf.cli.sft  # noqa: F401  (registers sft_schema)
 import fgrlhf.cli.toxicity  # noqa: F401  (registers toxicity_schema)
+from fgrlhf.cli.eval import EvalAppConfig
+from fgrlhf.cli.pipeline import PipelineConfig
 from fgrlhf.cli.train import TrainAppConfig
+from fgrlhf.config import SplitConfig
 from fgrlhf.paths import CONF_DIR, register_resolvers
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -39,6 +42,27 @@ def test_paper_presets_carry_the_papers_settings():
     holistic = _compose("train", ["experiment=qa_holistic_paper"])
     assert list(holistic.reward.models) == ["preference"]
     assert (holistic.ppo.kl_coef, holistic.ppo.lam) == (0.2, 0.99)
+
+
+def test_the_holistic_paper_preset_is_the_fine_grained_one_with_the_preference_reward():
+    fine = OmegaConf.to_container(_compose("train", ["experiment=qa_fine_grained_paper"]), resolve=True)
+    holistic = OmegaConf.to_container(_compose("train", ["experiment=qa_holistic_paper"]), resolve=True)
+    for key in ("policy", "task", "sampling", "iterations", "checkpoint_every", "precision", "eval"):
+        assert holistic[key] == fine[key], key
+    assert holistic["ppo"]["minibatch_size"] == fine["ppo"]["minibatch_size"] == 16
+    preference = holistic["reward"]["models"]["preference"]
+    assert preference["checkpoint"].endswith("runs/rm_paper/preference") and preference["batch_size"] == 32
+    assert fine["reward"]["models"]["factuality"]["checkpoint"].endswith("runs/rm_paper/factuality")
+    assert (holistic["reward"]["name"], fine["reward"]["name"]) == ("holistic", "fine_grained")
+
+
+@pytest.mark.parametrize(("app", "schema"), [("train", TrainAppConfig), ("eval", EvalAppConfig),
+                                             ("pipeline", PipelineConfig)])
+def test_every_app_draws_the_one_split_and_takes_split_overrides(app, schema):
+    cfg = OmegaConf.merge(OmegaConf.structured(schema), _compose(app, []))
+    assert OmegaConf.to_object(cfg.split) == SplitConfig()
+    cfg = OmegaConf.merge(OmegaConf.structured(schema), _compose(app, ["split.seed=4", "split.test_questions=9"]))
+    assert (cfg.split.seed, cfg.split.test_questions, cfg.split.dev_questions) == (4, 9, SplitConfig().dev_questions)
 
 
 def test_second_scorer_and_rtp_sft_presets_compose():

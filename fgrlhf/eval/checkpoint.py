@@ -1,0 +1,46 @@
+"""The QA-Feedback evaluation of a saved policy (``fgrlhf-eval``, and the pipeline's
+before/after evaluations): greedy answers on held-out questions, judged by reward models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def reward_values(rewards) -> dict[str, tuple[float, float] | float]:
+    """What each segment earns in training, per category, for the HTML report: (error-free,
+    error) rewards of a segment classifier, or the scale of a sequence-level score."""
+    out: dict[str, tuple[float, float] | float] = {}
+    for k, r in rewards.items():
+        if hasattr(r, "positive") and hasattr(r, "negative"):
+            out[k] = (float(r.positive), float(r.negative))
+        elif hasattr(r, "scale"):
+            out[k] = float(r.scale)
+    return out
+
+
+def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, kind: str = "auto",
+                        max_prompt_tokens: int = 256, max_new_tokens: int = 64, batch_size: int = 8,
+                        device: str | None = None) -> dict[str, Any]:
+    """Greedy answers of ``policy_path`` on ``examples``, judged by ``aggregator``'s reward
+    models; ``summary.json``, ``outputs.jsonl`` and ``rollouts.html`` (each answer with its
+    segments coloured by each reward model's verdict) go to ``out_dir``."""
+    import torch
+
+    from fgrlhf.eval import evaluate_qa, items_from_eval_records, rollout_report, write_jsonl
+    from fgrlhf.policy import Policy, SamplingConfig
+    from fgrlhf.policy.checkpoint import base_checkpoint
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    policy = Policy.from_pretrained(base_checkpoint(policy_path), kind, max_prompt_tokens, device)
+    greedy = SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False, num_samples=1)
+    summary, records = evaluate_qa(policy, examples, aggregator.rewards, greedy, batch_size=batch_size,
+                                   segmenter=aggregator.segmenter)
+    summary = {"policy": str(policy_path), "questions": len(examples), **summary}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(records, out_dir / "outputs.jsonl")
+    rollout_report(items_from_eval_records(records, reward_values(aggregator.rewards)), out_dir / "rollouts.html",
+                   title=f"{policy_path}: {len(examples)} questions")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

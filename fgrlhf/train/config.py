@@ -1,0 +1,67 @@
+"""The schemas of a PPO run's pieces that several apps share: the task, the policy, the
+reward and the evaluation during training. ``fgrlhf-train`` nests all of them,
+``fgrlhf-eval`` the task and the reward, ``fgrlhf-pipeline`` builds the reward from
+``conf/reward/``; the split, wandb and runtime pieces every app shares are in
+``fgrlhf.config``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class TaskConfig:
+    """Where the prompts come from; how they are split into train/held-out parts is the
+    app's ``split`` (``fgrlhf.config.SplitConfig``), the same split as the reward models,
+    the SFT policy and the toxicity scorer."""
+
+    name: str = "qa_feedback"  # qa_feedback | rtp
+    prompts_file: str = MISSING
+    prompts_per_iteration: int = 8
+
+
+@dataclass
+class PolicyConfig:
+    init: str = "minilm_seq2seq"  # a checkpoint path or hub id, or minilm_seq2seq | tiny_gpt2
+    kind: str = "auto"  # auto | causal | seq2seq
+    max_prompt_tokens: int = 256
+    value: str = "separate"  # separate | shared
+    value_init: str | None = None  # separate value backbone (default: a copy of the policy)
+
+
+@dataclass
+class RewardConfig:
+    name: str = "fine_grained"
+    models: dict[str, Any] = field(default_factory=dict)  # category → reward config (_target_ or name)
+    weights: dict[str, float] = field(default_factory=dict)
+    normalize: dict[str, Any] = field(default_factory=dict)  # category → {kind, mean, std}
+    sentence_splitter: str = "sentencizer"
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on held-out prompts while training."""
+
+    every: int = 0  # iterations between evaluations on held-out prompts (0: none)
+    initial: bool = True  # with every > 0: also evaluate the initial policy (metrics.json eval_initial)
+    split: str = "dev"  # the part of the split: qa_feedback dev | test; rtp eval
+    questions: int = 20  # the first N prompts of that part
+    batch_size: int = 8
+    # rtp: continuations sampled per prompt (the paper: 25, nucleus 0.9) and toxicity scorers
+    # other than the reward's (name → fgrlhf-toxicity checkpoint) that judge them too.
+    samples: int = 25
+    top_p: float = 0.9
+    toxicity_scorers: dict[str, str] = field(default_factory=dict)
+
+
+def set_up_runtime(threads: int | None) -> None:
+    """What every app that runs models does first: quiet transformers, torch's CPU threads."""
+    import torch
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    if threads:
+        torch.set_num_threads(threads)

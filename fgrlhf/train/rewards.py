@@ -1,0 +1,36 @@
+"""The reward of a PPO run, built from its config: reward models, weights, normalisers and
+the segmenter, behind one ``RewardAggregator``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from fgrlhf.paths import CONF_DIR
+from fgrlhf.reward.categories import QA_CATEGORIES
+from fgrlhf.train.config import RewardConfig
+
+
+def build_aggregator(cfg: RewardConfig):
+    """The ``RewardAggregator`` of a reward config: each model built from its config node
+    (``_target_`` or a registered name), per-category weights and normalisers, and the
+    multi-granularity segmenter with the configured sentence splitter."""
+    from fgrlhf.reward import RewardAggregator, build_reward, make_normalizer
+    from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+
+    if not cfg.models:
+        raise ValueError(f"reward config {cfg.name!r} names no reward models")
+    rewards = {k: build_reward(v, key=k) for k, v in cfg.models.items()}
+    normalizers = {k: make_normalizer(**dict(v)) for k, v in cfg.normalize.items()}
+    segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
+    return RewardAggregator(rewards, dict(cfg.weights), normalizers, segmenter)
+
+
+def fine_grained_reward(rm_dir: Path) -> RewardConfig:
+    """``conf/reward/fine_grained.yaml`` (R1 + R2 + R3) with its checkpoints in
+    ``rm_dir/<category>``."""
+    cfg = OmegaConf.merge(OmegaConf.structured(RewardConfig), OmegaConf.load(CONF_DIR / "reward" / "fine_grained.yaml"))
+    for k in QA_CATEGORIES:
+        cfg.models[k].checkpoint = str(rm_dir / k)
+    return cfg
