@@ -62,7 +62,9 @@ def problems(cfg: Any, schema: type, prefix: str = "") -> list[str]:
     """Every violated rule of ``cfg`` (a dataclass instance or an OmegaConf node) against
     ``schema`` and its nested dataclasses, as ``key=value: allowed range`` lines."""
     found: list[str] = []
-    rules: Mapping[str, str] = getattr(schema, "RULES", {})
+    rules: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):  # a subclass adds to (or overrides) its bases' rules
+        rules.update(cls.__dict__.get("RULES", {}))
     for f in dataclasses.fields(schema):
         key = prefix + f.name
         value = cfg.get(f.name) if isinstance(cfg, Mapping) or hasattr(cfg, "get") else getattr(cfg, f.name)
@@ -86,10 +88,10 @@ def _dataclass_type(f: dataclasses.Field) -> type | None:
     return type(default) if dataclasses.is_dataclass(default) else None
 
 
-def validate(cfg: Any, schema: type, extra: list[str] | None = None) -> None:
+def validate(cfg: Any, schema: type, extra: list[str] | None = None, prefix: str = "") -> None:
     """Raise one ``ConfigError`` listing every violation (``extra``: cross-field problems the
-    caller found, in the same ``key=value: ...`` form)."""
-    found = problems(cfg, schema) + list(extra or [])
+    caller found, in the same ``key=value: ...`` form; ``prefix``: where ``cfg`` sits)."""
+    found = problems(cfg, schema, prefix) + list(extra or [])
     if found:
         lines = "\n  ".join(found)
         raise ConfigError(f"{len(found)} setting{'s' if len(found) > 1 else ''} out of range:\n  {lines}")

@@ -24,6 +24,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from fgrlhf.errors import report_user_errors
 from fgrlhf.paths import CONF_DIR, register_resolvers
 from fgrlhf.train.ppo_run import PPORunConfig, run_ppo
 
@@ -36,7 +37,8 @@ register_resolvers()
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg) -> None:
-    summary = run_ppo(OmegaConf.merge(OmegaConf.structured(TrainAppConfig), cfg))
+    summary = report_user_errors("fgrlhf-train", lambda: run_ppo(OmegaConf.merge(OmegaConf.structured(TrainAppConfig),
+                                                                                 cfg)))
     if int(os.environ.get("RANK", "0")) != 0:  # one summary line per run, not per process
         return
     print(json.dumps({"output": summary["output"], **{k: round(v, 4) for k, v in summary["final"].items()

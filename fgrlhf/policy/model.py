@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -30,6 +30,10 @@ PolicyKind = Literal["causal", "seq2seq"]
 class SamplingConfig:
     """How responses are drawn. Training: top-k 20, temperature 0.7, several samples per
     prompt (the paper's QA-Feedback setting); evaluation: greedy (``do_sample=False``)."""
+
+    RULES: ClassVar[dict[str, str]] = {"max_new_tokens": "> 0", "top_k": ">= 0", "top_p": "(0, 1]",
+                                       "temperature": "> 0", "num_samples": "> 0", "no_repeat_ngram_size": ">= 0",
+                                       "min_new_tokens": ">= 0"}
 
     max_new_tokens: int = 64
     do_sample: bool = True

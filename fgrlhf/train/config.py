@@ -7,7 +7,7 @@ reward and the evaluation during training. ``fgrlhf-train`` nests all of them,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -18,6 +18,8 @@ class TaskConfig:
     app's ``split`` (``fgrlhf.config.SplitConfig``), the same split as the reward models,
     the SFT policy and the toxicity scorer."""
 
+    RULES: ClassVar[dict[str, str]] = {"name": "in qa_feedback rtp", "prompts_per_iteration": "> 0"}
+
     name: str = "qa_feedback"  # qa_feedback | rtp
     prompts_file: str = MISSING
     prompts_per_iteration: int = 8
@@ -25,6 +27,9 @@ class TaskConfig:
 
 @dataclass
 class PolicyConfig:
+    RULES: ClassVar[dict[str, str]] = {"kind": "in auto causal seq2seq", "max_prompt_tokens": "> 0",
+                                       "value": "in separate shared"}
+
     init: str = "minilm_seq2seq"  # a checkpoint path or hub id, or minilm_seq2seq | tiny_gpt2
     kind: str = "auto"  # auto | causal | seq2seq
     max_prompt_tokens: int = 256
@@ -38,12 +43,20 @@ class RewardConfig:
     models: dict[str, Any] = field(default_factory=dict)  # category → reward config (_target_ or name)
     weights: dict[str, float] = field(default_factory=dict)
     normalize: dict[str, Any] = field(default_factory=dict)  # category → {kind, mean, std}
+    # category → {per_segment: sum | mean, min_segment_words: N, placement: end | first | spread}
+    # (fgrlhf.reward.aggregate.Shaping; default the paper's rule)
+    shaping: dict[str, Any] = field(default_factory=dict)
+    # name → reward config: scored and logged (monitor/reward/<name>), never optimised
+    monitors: dict[str, Any] = field(default_factory=dict)
     sentence_splitter: str = "sentencizer"
 
 
 @dataclass
 class EvalConfig:
     """Evaluation on held-out prompts while training."""
+
+    RULES: ClassVar[dict[str, str]] = {"every": ">= 0", "questions": "> 0", "batch_size": "> 0", "samples": "> 0",
+                                       "top_p": "(0, 1]"}
 
     every: int = 0  # iterations between evaluations on held-out prompts (0: none)
     initial: bool = True  # with every > 0: also evaluate the initial policy (metrics.json eval_initial)

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -49,6 +49,14 @@ from fgrlhf.train.sft import sft_loss
 @dataclass
 class PPOConfig:
     """The paper's QA-Feedback fine-grained preset is the default."""
+
+    RULES: ClassVar[dict[str, str]] = {
+        "kl_coef": ">= 0", "kl_target": "> 0", "kl_horizon": "> 0", "kl_estimator": "in k1 k2 k3",
+        "gamma": "[0, 1]", "lam": "[0, 1]", "clip_eps": "> 0", "value_clip_eps": "> 0", "vf_coef": ">= 0",
+        "entropy_coef": ">= 0", "ppo_epochs": "> 0", "minibatch_size": "> 0", "grad_accum": "> 0", "lr": "> 0",
+        "warmup_steps": ">= 0", "total_steps": "> 0", "max_grad_norm": "> 0",
+        "loss_aggregation": "in token-mean seq-mean-token-mean seq-mean-token-sum", "kl_stop": "> 0",
+        "ptx_coef": ">= 0"}
 
     kl_coef: float = 0.3
     adaptive_kl: bool = False

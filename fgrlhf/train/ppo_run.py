@@ -1,12 +1,15 @@
 """The PPO run recipe behind ``fgrlhf-train``: from a config to a trained policy and its
 records. ``run_ppo`` reads top to bottom as the steps of a run:
 
-    1. set up the process: threads, the accelerator, seeds
+    1. set up the process: every setting checked against its range, threads, the
+       accelerator, seeds; the run folder claimed (writable, one run at a time)
     2. load the task: the training prompts and the held-out prompts evaluations use
     3. build the models: policy (resumed weights), reference, value model, rewards, trainer
-    4. open the outputs: the run folder and its metrics logger
-    5. resume (trainer state, data order, history) or evaluate the initial policy
-    6. train: each iteration draws its prompts, takes a PPO step, evaluates, logs, checkpoints
+    4. open the outputs: the metrics logger (a resumed run's records up to its checkpoint)
+    5. resume (trainer state, data order, history; the checkpoint's config compared with
+       this one) or evaluate the initial policy
+    6. train: each iteration draws its prompts, takes a PPO step, checks the alert rules,
+       evaluates, logs, checkpoints
     7. summarise and write the outputs: metrics.json, learning_curves.png, policy/
 
 A run folder holds ``metrics.jsonl`` (one line per iteration), ``metrics.json`` (the
@@ -19,13 +22,16 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import OmegaConf
 
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
+from fgrlhf.errors import CheckpointError, ConfigError, UserError
+from fgrlhf.eval.alerts import AlertConfig, Alerts
 from fgrlhf.paths import run_dir
 from fgrlhf.policy.model import SamplingConfig
 from fgrlhf.train.config import EvalConfig, PolicyConfig, RewardConfig, TaskConfig, set_up_runtime
@@ -33,12 +39,16 @@ from fgrlhf.train.evaluate import evaluate_during_training, load_judges
 from fgrlhf.train.ppo import PPOConfig
 from fgrlhf.train.rewards import build_aggregator
 from fgrlhf.train.tasks import load_task
+from fgrlhf.validate import validate
 
 
 @dataclass
 class PPORunConfig(RuntimeConfig):
     """A PPO run; ``fgrlhf-train``'s schema. ``device``: null (CUDA when available, one GPU
     per process, else CPU), ``cpu`` or ``cuda``."""
+
+    RULES: ClassVar[dict[str, str]] = {"iterations": "> 0", "checkpoint_every": ">= 0", "ptx_per_iteration": "> 0",
+                                       "precision": "in no bf16 fp16", "device": "in cpu cuda"}
 
     task: TaskConfig = field(default_factory=TaskConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -53,34 +63,73 @@ class PPORunConfig(RuntimeConfig):
     checkpoint_every: int = 0  # iterations between resumable checkpoints (0: none)
     ptx_per_iteration: int = 8  # PPO-ptx (ppo.ptx_coef > 0): SFT pairs per iteration
     resume: str | None = None  # a checkpoint folder written by checkpoint_every
+    # Settings that may differ from the checkpoint's on resume, applied as given (e.g.
+    # [ppo.lr,reward.weights.length]); any other difference refuses to resume.
+    resume_overrides: list[str] = field(default_factory=list)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+def config_problems(cfg: PPORunConfig) -> list[str]:
+    """Settings that are each in range but do not fit together."""
+    found = []
+    if cfg.sampling.min_new_tokens > cfg.sampling.max_new_tokens:
+        found.append(f"sampling.min_new_tokens={cfg.sampling.min_new_tokens}: must be at most "
+                     f"sampling.max_new_tokens={cfg.sampling.max_new_tokens}")
+    if cfg.ppo.adaptive_kl and cfg.ppo.kl_target is None:
+        found.append("ppo.kl_target=None: an adaptive KL controller (ppo.adaptive_kl=true) needs a target")
+    unknown = sorted(set(cfg.reward.weights) - set(cfg.reward.models))
+    if unknown:
+        found.append(f"reward.weights names no reward model: {', '.join(unknown)} "
+                     f"(models: {', '.join(cfg.reward.models) or 'none'})")
+    if cfg.resume_overrides and not cfg.resume:
+        found.append("resume_overrides is set but resume is not")
+    return found
 
 
 def run_ppo(cfg: PPORunConfig) -> dict[str, Any]:
     """Train a policy with PPO as ``cfg`` says; returns the summary written to ``metrics.json``."""
+    # 1. Set up the process and claim the run folder (the main process's, named by every process).
+    validate(cfg, PPORunConfig, config_problems(cfg))
+    par = set_up(cfg)
+    out = Path(par.gather_objects([str(run_dir())])[0])
+    lock = claim_run_folder(out) if par.is_main else None
+    try:
+        return _run(cfg, par, out)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(cfg: PPORunConfig, par, out: Path) -> dict[str, Any]:
     from tqdm import tqdm
 
-    # 1. Set up the process.
-    par = set_up(cfg)
     # 2. Load the task.
     train, held_out = load_prompts(cfg, par)
-    # 3. Build the models; a resumed run takes the policy's weights from its checkpoint.
+    # 3. Build the models; a resumed run takes the policy's weights from its checkpoint, whose
+    # config must agree with this one except where resume_overrides says otherwise.
     trainer, resumed = build_trainer(cfg, par)
+    applied = check_resumed_config(cfg, resumed) if resumed is not None else []
     judges = {}
     if cfg.eval.every and cfg.eval.toxicity_scorers and par.is_main:
         judges = load_judges(cfg.eval, par.accelerator.device)
-    # 4. Open the outputs: the main process's run folder (every process names it) and its logger.
-    out = Path(par.gather_objects([str(run_dir())])[0])
+    # 4. Open the outputs: the logger, its records cut back to the checkpoint's iteration.
+    if par.is_main and resumed is not None:
+        keep_metrics_before(out / "metrics.jsonl", int(resumed["trainer"]["iteration"]))
     logger = open_logger(cfg, out) if par.is_main else None
     # 5. Resume where the checkpoint stopped, or evaluate the initial policy (the curve's start).
     order = PromptOrder(len(train), cfg.seed)
+    alerts = Alerts(cfg.alerts.rules)
     history: list[dict[str, float]] = []
     eval_initial = None
     if resumed is not None:
         trainer.load_state_dict(resumed["trainer"])
+        apply_resumed_settings(trainer, cfg, applied)
         order.load_state_dict(resumed)
         history, eval_initial = resumed["history"], resumed.get("eval_initial")
+        if "alerts" in resumed:
+            alerts.load_state_dict(resumed["alerts"])
     elif cfg.eval.every and cfg.eval.initial:
         eval_initial = evaluate_on_main(trainer, held_out, cfg, judges, par) or None
     # 6. Train.
@@ -92,15 +141,30 @@ def run_ppo(cfg: PPORunConfig) -> dict[str, Any]:
         metrics = step_or_stop(trainer, batch, ptx, it, logger, out)
         if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
             metrics.update(evaluate_on_main(trainer, held_out, cfg, judges, par))
+        for warning in alerts.check(metrics):  # every process: all see the same metrics
+            if par.is_main:
+                tqdm.write(f"fgrlhf-train: warning: iteration {it}: {warning}", file=sys.stderr)
         if logger:
             logger.log(metrics, it)
         history.append(metrics)
         bar.set_postfix(reward=f"{metrics['reward/total']:.3f}", kl=f"{metrics['kl/sequence']:.3f}")
-        if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
+        stop = cfg.alerts.stop_on_alert and bool(alerts.firing)
+        if (cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0) or stop:
             checkpoint_on_main(out / "checkpoint", trainer, {**order.state_dict(), "history": history,
-                                                             "eval_initial": eval_initial}, par)
+                                                             "eval_initial": eval_initial,
+                                                             "alerts": alerts.state_dict(),
+                                                             "config": config_dict(cfg)}, par)
+        if stop:
+            if par.is_main:
+                tqdm.write(f"fgrlhf-train: stopped after iteration {it} on alert ({', '.join(sorted(alerts.firing))}); "
+                           f"the checkpoint {out / 'checkpoint'} holds this iteration", file=sys.stderr)
+            break
     # 7. Summarise and write the outputs.
     summary = summarise(cfg, history, eval_initial, par.world, out)
+    summary["alerts"] = {r.name: [i for i, m in enumerate(history) if m.get(f"alert/{r.name}")]
+                         for r in cfg.alerts.rules}
+    if resumed is not None:
+        summary["resumed"] = {"from": cfg.resume, "applied": {k: [old, new] for k, old, new in applied}}
     if par.is_main:
         logger.close()
         write_outputs(out, summary, trainer.policy if cfg.save_policy else None)
@@ -126,6 +190,18 @@ def make_accelerator(cfg: PPORunConfig):
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
+def config_dict(cfg: PPORunConfig) -> dict[str, Any]:
+    """The run's settings as plain data (what ``metrics.json``, wandb and checkpoints record)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg) if not OmegaConf.is_config(cfg) else cfg, resolve=True)
+
+
+def claim_run_folder(out: Path):
+    """The run folder, proven writable and locked for this run before any work starts."""
+    from fgrlhf.runlock import RunLock
+
+    return RunLock(out, "fgrlhf-train").acquire()
+
+
 def set_up(cfg: PPORunConfig):
     """Step 1: threads, this process's ``Parallel`` view of the accelerator, and the seeds.
     Model initialisation draws from the seed alone (every process builds the same models)."""
@@ -146,12 +222,21 @@ def load_prompts(cfg: PPORunConfig, par) -> tuple[list, list]:
     parts = load_task(cfg.task, cfg.split)
     held_out_parts = sorted(p for p in parts if p != "train")
     if cfg.eval.split not in held_out_parts:
-        raise ValueError(f"eval.split must be one of {held_out_parts} for task {cfg.task.name}, "
+        raise ConfigError(f"eval.split must be one of {held_out_parts} for task {cfg.task.name}, "
                          f"not {cfg.eval.split!r}")
     if cfg.ppo.ptx_coef > 0 and cfg.task.name != "qa_feedback":
-        raise ValueError("PPO-ptx (ppo.ptx_coef > 0) mixes in QA-Feedback reference answers; "
+        raise ConfigError("PPO-ptx (ppo.ptx_coef > 0) mixes in QA-Feedback reference answers; "
                          f"task {cfg.task.name} has none")
-    par.shard(cfg.task.prompts_per_iteration)  # the batch must split evenly over the processes
+    if not parts["train"]:
+        raise ConfigError(f"{cfg.task.prompts_file}: the split leaves no training prompt "
+                          f"(split.dev_questions={cfg.split.dev_questions}, split.test_questions={cfg.split.test_questions})")
+    if cfg.ppo.ptx_coef > 0 and cfg.ptx_per_iteration > len(parts["train"]):
+        raise ConfigError(f"ptx_per_iteration={cfg.ptx_per_iteration}: more than the {len(parts['train'])} "
+                          "training prompts")
+    try:
+        par.shard(cfg.task.prompts_per_iteration)  # the batch must split evenly over the processes
+    except ValueError as err:
+        raise ConfigError(f"task.prompts_per_iteration={cfg.task.prompts_per_iteration}: {err}") from None
     return parts["train"], parts[cfg.eval.split][: cfg.eval.questions]
 
 
@@ -167,6 +252,7 @@ def build_trainer(cfg: PPORunConfig, par):
     from fgrlhf.train.ppo import PPOTrainer
 
     device = par.accelerator.device
+    resume = find_checkpoint(cfg.resume) if cfg.resume else None  # fail before any model loads
     if par.is_main:
         base_checkpoint(cfg.policy.init)
     par.barrier()  # the main process builds a missing base checkpoint, the others wait
@@ -174,8 +260,8 @@ def build_trainer(cfg: PPORunConfig, par):
                                     device)
     reference = make_reference(policy)
     state = None
-    if cfg.resume:
-        state, policy.model = load_checkpoint(Path(cfg.resume), type(policy.model), device)
+    if resume is not None:
+        state, policy.model = load_checkpoint(resume, type(policy.model), device)
     value = ValueModel.for_policy(policy, cfg.policy.value == "separate", cfg.policy.value_init)
     torch.manual_seed(cfg.seed + par.rank)
     trainer = PPOTrainer(policy, value, reference, build_aggregator(cfg.reward), cfg.ppo, cfg.sampling,
@@ -187,7 +273,7 @@ def open_logger(cfg: PPORunConfig, out: Path):
     """Step 4: ``metrics.jsonl`` in ``out``, and wandb (offline unless a project is set)."""
     from fgrlhf.logging import MetricsLogger
 
-    return MetricsLogger(out, config=OmegaConf.to_container(OmegaConf.structured(cfg)), project=cfg.wandb.project,
+    return MetricsLogger(out, config=config_dict(cfg), project=cfg.wandb.project,
                          mode=cfg.wandb.mode, name=f"ppo-{cfg.reward.name}")
 
 
@@ -232,15 +318,17 @@ def ptx_pairs(train: list, order: PromptOrder, k: int) -> tuple[list[str], list[
 def step_or_stop(trainer, batch: list, ptx, iteration: int, logger, out: Path) -> dict[str, float]:
     """One PPO iteration on ``batch``; a non-finite reward or loss ends the run with a message
     that says whether the last checkpoint can resume it."""
+    from fgrlhf.reward.aggregate import RewardModelError
+
     try:
         return trainer.step([ex.prompt for ex in batch], [ex.metadata for ex in batch], ptx)
-    except FloatingPointError as err:
+    except (FloatingPointError, RewardModelError) as err:
         if logger:
             logger.close()
         last = out / "checkpoint"
         kept = (f"the last checkpoint, {last}, is intact (resume with resume={last})"
                 if (last / "trainer.pt").exists() else "no checkpoint had been written yet")
-        raise SystemExit(f"fgrlhf-train: stopped at iteration {iteration}: {err}; {kept}") from err
+        raise UserError(f"stopped at iteration {iteration}: {err}; {kept}") from err
 
 
 def evaluate_on_main(trainer, held_out: list, cfg: PPORunConfig, judges: dict, par) -> dict[str, float]:
@@ -276,14 +364,79 @@ def save_checkpoint(directory: Path, policy, state: dict[str, Any]) -> None:
     atomic_save_dir(directory, write)
 
 
+def find_checkpoint(path: str) -> Path:
+    """The checkpoint to resume from: ``path``, or, when a save was cut short between the two
+    renames of its swap, the whole copy beside it (``.tmp`` or ``.old``)."""
+    from fgrlhf.toolkit.save import intact_dir
+
+    directory = Path(path)
+    found = intact_dir(directory)
+    if found is None:
+        raise CheckpointError(f"resume={path}: no such checkpoint folder")
+    if found != directory:
+        print(f"fgrlhf-train: note: {directory} is missing (a save was interrupted); resuming from the whole "
+              f"copy {found}", file=sys.stderr)
+    if not (found / "trainer.pt").is_file():
+        raise CheckpointError(f"resume={path}: {found} is not an fgrlhf-train checkpoint (no trainer.pt)")
+    return found
+
+
 def load_checkpoint(directory: Path, model_cls, device):
     """(trainer state, policy model) from a folder written by ``save_checkpoint``."""
     import torch
 
-    if not (directory / "trainer.pt").exists():
-        raise FileNotFoundError(f"{directory} is not an fgrlhf-train checkpoint (no trainer.pt)")
-    state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=False)
-    return state, model_cls.from_pretrained(directory / "policy").to(device)
+    from fgrlhf.toolkit.load import loading, model_source
+
+    try:
+        state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated or corrupt: torch raises RuntimeError, EOFError, pickle errors
+        raise CheckpointError(f"{directory / 'trainer.pt'} cannot be read (truncated or corrupt?): {err}") from None
+    source = model_source(directory / "policy", "checkpoint's policy")
+    with loading(source, "checkpoint's policy"):
+        model = model_cls.from_pretrained(source)
+    return state, model.to(device)
+
+
+def check_resumed_config(cfg: PPORunConfig, state: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The checkpoint's config against this run's (``fgrlhf.train.resume_config``): the
+    differences ``resume_overrides`` applies; anything else that differs refuses to resume."""
+    from fgrlhf.train.resume_config import check_resume
+
+    saved = state.get("config")
+    if saved is None:
+        print(f"fgrlhf-train: note: {cfg.resume} records no configuration (an older checkpoint); "
+              "its settings cannot be compared with this run's", file=sys.stderr)
+        return []
+    return check_resume(saved, config_dict(cfg), cfg.resume_overrides, cfg.resume)
+
+
+def apply_resumed_settings(trainer, cfg: PPORunConfig, applied: list[tuple[str, Any, Any]]) -> None:
+    """After loading a checkpoint's state, the settings this run applies win over the state's
+    copies of them: the learning rate (the optimizer and scheduler keep the old one), the KL
+    coefficient, and the reward weights (always this run's config)."""
+    keys = {k for k, _, _ in applied}
+    if "ppo.lr" in keys:
+        scheduler = trainer.scheduler
+        scheduler.base_lrs = [cfg.ppo.lr for _ in scheduler.base_lrs]
+        for group, factor in zip(trainer.optimizer.param_groups, scheduler.lr_lambdas):
+            group["initial_lr"] = cfg.ppo.lr
+            group["lr"] = cfg.ppo.lr * factor(scheduler.last_epoch)
+    if "ppo.kl_coef" in keys:
+        trainer.kl_ctl.kl_coef = cfg.ppo.kl_coef
+    trainer.aggregator.weights = {k: float(cfg.reward.weights.get(k, 1.0)) for k in trainer.aggregator.categories}
+
+
+def keep_metrics_before(path: Path, iteration: int) -> None:
+    """Cut ``metrics.jsonl`` back to the records of steps before ``iteration``: a run killed
+    after logging a step but before checkpointing it logs that step again when resumed."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", -1) < iteration]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(path)
 
 
 def summarise(cfg: PPORunConfig, history: list[dict[str, float]], eval_initial: dict[str, float] | None,

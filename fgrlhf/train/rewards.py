@@ -3,10 +3,12 @@ the segmenter, behind one ``RewardAggregator``."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from fgrlhf.errors import ConfigError
 from fgrlhf.paths import CONF_DIR
 from fgrlhf.reward.categories import QA_CATEGORIES
 from fgrlhf.train.config import RewardConfig
@@ -17,14 +19,31 @@ def build_aggregator(cfg: RewardConfig):
     (``_target_`` or a registered name), per-category weights and normalisers, and the
     multi-granularity segmenter with the configured sentence splitter."""
     from fgrlhf.reward import RewardAggregator, build_reward, make_normalizer
+    from fgrlhf.reward.aggregate import Shaping
     from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+    from fgrlhf.validate import validate
 
     if not cfg.models:
-        raise ValueError(f"reward config {cfg.name!r} names no reward models")
+        raise ConfigError(f"reward config {cfg.name!r} names no reward models")
+    for name in cfg.shaping:
+        if name not in cfg.models:
+            raise ConfigError(f"reward.shaping.{name}: no reward model of that name (models: {', '.join(cfg.models)})")
+    shaping = {}
+    for k, node in cfg.shaping.items():
+        unknown = set(node) - {f.name for f in fields(Shaping)}
+        if unknown:
+            raise ConfigError(f"reward.shaping.{k}: unknown option(s) {', '.join(sorted(unknown))}; "
+                              "expected per_segment, min_segment_words, placement")
+        shaping[k] = Shaping(**dict(node))
+        validate(shaping[k], Shaping, prefix=f"reward.shaping.{k}.")
     rewards = {k: build_reward(v, key=k) for k, v in cfg.models.items()}
+    monitors = {k: build_reward(v, key=k) for k, v in cfg.monitors.items()}
     normalizers = {k: make_normalizer(**dict(v)) for k, v in cfg.normalize.items()}
     segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
-    return RewardAggregator(rewards, dict(cfg.weights), normalizers, segmenter)
+    try:
+        return RewardAggregator(rewards, dict(cfg.weights), normalizers, segmenter, shaping, monitors)
+    except KeyError as err:
+        raise ConfigError(f"reward {cfg.name!r}: {err.args[0]}") from None
 
 
 def fine_grained_reward(rm_dir: Path) -> RewardConfig:
