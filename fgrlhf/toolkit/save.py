@@ -1,4 +1,5 @@
-"""Atomic model folders: written beside the target, then renamed into place."""
+"""Atomic model folders: written beside the target, then renamed into place; and the
+portable form of what a checkpoint's JSON records (data paths, configs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from fgrlhf.paths import PROJECT_ROOT
 
 
 def atomic_save_dir(directory: str | Path, write: Callable[[Path], None]) -> Path:
@@ -48,3 +51,19 @@ def save_model_dir(directory: str | Path, model, tokenizer=None, metadata: Mappi
             extra(tmp)
 
     return atomic_save_dir(directory, write)
+
+
+def portable_path(path: str | Path) -> str:
+    """``path`` as a checkpoint records it: relative to the project root when it lies under
+    it (the bundled data), so the record reads the same on every machine; else absolute."""
+    source = Path(path).resolve()
+    return str(source.relative_to(PROJECT_ROOT)) if source.is_relative_to(PROJECT_ROOT) else str(source)
+
+
+def plain_config(node) -> dict[str, Any]:
+    """A config dataclass or OmegaConf node as a plain dict, for a checkpoint's JSON record."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node) if OmegaConf.is_config(node) else asdict(node)  # type: ignore[return-value]
