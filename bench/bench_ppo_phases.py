@@ -191,9 +191,9 @@ def serve(args) -> None:
     import transformers
     from omegaconf import OmegaConf
 
-    from fgrlhf.policy.checkpoint import LOCAL_INITS, base_checkpoint
     from fgrlhf.data.tasks import qa_feedback_task, split_task
     from fgrlhf.policy import Policy, SamplingConfig, ValueModel, make_reference
+    from fgrlhf.policy.checkpoint import LOCAL_INITS, base_checkpoint
     from fgrlhf.train.ppo import PPOConfig, PPOTrainer
 
     transformers.logging.set_verbosity_error()

@@ -134,7 +134,7 @@ def fit(model: nn.Module, loss: Callable[[Sequence[int]], torch.Tensor | None], 
                 value = loss(indices)
             if value is not None:
                 if not torch.isfinite(value):
-                    raise FloatingPointError(f"{prefix} loss is {float(value)} at step {step}")
+                    raise FloatingPointError(f"{prefix} loss is {value.item()} at step {step}")
                 opt.zero_grad(set_to_none=True)
                 value.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

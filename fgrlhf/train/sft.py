@@ -48,6 +48,14 @@ def sft_eval_loss(policy: Policy, pairs: Sequence[tuple[str, str]], cfg: SFTConf
     return total / max(n, 1)
 
 
+def sft_optimizer(model, cfg: SFTConfig, total_steps: int):
+    """AdamW over all of ``model`` at one rate; the learning-rate factor at step s is
+    ``min(1, (s+1)/W) · max(0, 1 − s/T)`` (warmup times a decay from step 0), with
+    ``W = max(1, warmup_steps)`` and ``T = max(1, total_steps)``."""
+    opt = build_adamw(model, cfg.lr, cfg.weight_decay)
+    return opt, make_scheduler(opt, max(1, cfg.warmup_steps), max(1, total_steps))
+
+
 def train_sft(policy: Policy, train: Sequence[tuple[str, str]], dev: Sequence[tuple[str, str]], cfg: SFTConfig,
               logger=None) -> dict:
     """Fine-tune ``policy`` in place (``fgrlhf.toolkit.fit``: shuffled minibatches, warmup
@@ -66,12 +74,8 @@ def train_sft(policy: Policy, train: Sequence[tuple[str, str]], dev: Sequence[tu
         tqdm.write(f"  epoch {epoch + 1}: dev loss {value:.3f}")
         return value
 
-    def optimizer(total: int):
-        opt = build_adamw(model, cfg.lr, cfg.weight_decay)
-        # The factor min(1, (s+1)/W)·max(0, 1 − s/T), with W and T at least 1.
-        return opt, make_scheduler(opt, max(1, cfg.warmup_steps), max(1, total))
-
-    result = fit(model, loss, lambda rng: minibatches(len(train), cfg.batch_size, rng), cfg, optimizer,
+    result = fit(model, loss, lambda rng: minibatches(len(train), cfg.batch_size, rng), cfg,
+                 lambda total: sft_optimizer(model, cfg, total),
                  evaluate=evaluate if dev else None, logger=logger, prefix="sft", log_next_lr=True,
                  max_minutes=cfg.max_minutes, desc="sft epoch")
     history.update(dev_loss=result.history, steps=result.steps, seconds=result.seconds,
