@@ -1,4 +1,7 @@
-"""Pure tensor functions for dense-reward PPO: device-agnostic, no state, no I/O."""
+"""The math of dense-reward RLHF: device-agnostic tensor functions with no state and no I/O
+(masked statistics, GAE, KL estimators, losses, reward placement on tokens), plus the KL
+controllers (``kl.py``), the one stateful piece: β, updated once per iteration and saved in
+checkpoints."""
 
 from fgrlhf.core.gae import gae
 from fgrlhf.core.kl import (

@@ -105,6 +105,12 @@ def value_loss(
     ``clip_eps=None`` gives the plain ½(V − R)². Returns (loss, clip fraction);
     ``denominator``: see ``aggregate_loss``.
 
+    The clip fraction is the fraction of real tokens where the clipped term is the one
+    taken: V moved more than ε_v from V_old (|V − V_old| > ε_v) and the clipped error is the
+    larger. Comparing the two squared errors alone over-counts: inside the range, V^clip is
+    V_old + (V − V_old), which need not round back to V, so the "clipped" error can exceed
+    the unclipped one by an ulp.
+
     Shapes: all inputs ``[B, T]`` → two scalars.
     """
     unclipped_sq = (values - returns) ** 2  # [B, T]
@@ -115,7 +121,8 @@ def value_loss(
         v_clipped = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)  # [B, T]
         clipped_sq = (v_clipped - returns) ** 2  # [B, T]
         per_token = 0.5 * torch.maximum(unclipped_sq, clipped_sq)
-        clip_frac = masked_mean((clipped_sq > unclipped_sq).to(values.dtype), mask).detach()
+        clipped = ((values - old_values).abs() > clip_eps) & (clipped_sq > unclipped_sq)  # [B, T]
+        clip_frac = masked_mean(clipped.to(values.dtype), mask).detach()
     return aggregate_loss(per_token, mask, aggregation, denominator), clip_frac
 
 

@@ -37,7 +37,8 @@ def masked_mean(values: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
 def masked_var(values: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
     """Variance of the masked elements (a scalar), with Bessel's correction by default.
 
-    ``var = Σ m·(x − μ)² / (n − 1)`` with ``n = Σ m``. Fewer than two elements give 0.
+    ``var = Σ m·(x − μ)² / (n − 1)`` with ``n = Σ m`` (``/ n`` when ``unbiased`` is False).
+    Fewer than two elements give 0.
     """
     mean = masked_mean(values, mask)
     centred_sq = (values - mean) ** 2
@@ -53,11 +54,13 @@ def whiten(values: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1
 
     ``(x − μ) / sqrt(var + eps)``, then ``+ μ`` back when ``shift_mean`` is False (the
     "keep-mean" variant used for rewards, where the sign of the mean carries meaning).
-    Positions outside the mask are returned as 0.
+    μ and var are over the masked elements only (var with Bessel's correction, see
+    ``masked_var``); positions outside the mask are returned as 0.
 
-    The denominator is the standard deviation, ``sqrt(var)``: dividing by ``sqrt(std)`` (as a
-    ``rsqrt`` of a function that already returns the std would) leaves the output with
-    variance ``std`` instead of 1.
+    The output has unit variance: the denominator is the standard deviation. (The paper's
+    released code takes ``rsqrt`` of a function that already returns the std, so it divides
+    by ``sqrt(std)`` and its output has variance ``std``; it also divides the variance by
+    ``n`` and leaves ``−μ/sqrt(std)`` at padded positions.)
 
     Shapes: values, mask ``[B, T]`` (any shape works) → same shape.
     """

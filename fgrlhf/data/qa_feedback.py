@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fgrlhf.data.errors import DataError
 
@@ -88,8 +89,6 @@ def _load_json_list(path: Path) -> list:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except FileNotFoundError:
-        raise
     except json.JSONDecodeError as err:
         raise DataError(path, None, None, f"not valid JSON: {err}") from err
     if not isinstance(data, list):
@@ -161,58 +160,67 @@ def _parse_missing(path: Path, i: int, raw: list, passages: list[list[str]]) -> 
     return out
 
 
+T = TypeVar("T")
+
+
+def _load_records(path: str | Path, parse: Callable[[Path, int, Any], T]) -> list[T]:
+    """``parse(path, i, record)`` of every record of the JSON list in ``path``."""
+    path = Path(path)
+    return [parse(path, i, rec) for i, rec in enumerate(_load_json_list(path))]
+
+
+def _parse_feedback(path: Path, i: int, rec: Any) -> FeedbackExample:
+    question = _get(path, i, rec, "question", str)
+    passages = _get(path, i, rec, "passages", list)
+    for p, psg in enumerate(passages):
+        if not isinstance(psg, list) or not psg or not all(isinstance(s, str) for s in psg):
+            raise DataError(path, i, f"passages[{p}]", "expected a list [title, sentence, ...] of strings")
+    gold = _get(path, i, rec, "gold", str)
+    predictions = [_get(path, i, rec, f"prediction {k}", str) for k in range(1, NUM_PREDICTIONS + 1)]
+    fb = _get(path, i, rec, "feedback", dict)
+    errors = _parse_errors(path, i, _get(path, i, fb, "errors", list, "feedback."), predictions[0])
+    missing = _parse_missing(path, i, _get(path, i, fb, "missing-info", list, "feedback."), passages)
+    corrected = _get(path, i, fb, "corrected-prediction", str, "feedback.")
+    pref = _get(path, i, rec, "preference", list)
+    if len(pref) != len(PREFERENCE_PAIRS):
+        raise DataError(path, i, "preference",
+                        f"expected {len(PREFERENCE_PAIRS)} judgements (1v2, 1v3, 1v4, 2v3, 2v4, 3v4), got {len(pref)}")
+    if any(p not in (0, 1, 2) or isinstance(p, bool) for p in pref):
+        raise DataError(path, i, "preference", f"judgements must be 0 (tie), 1 or 2; got {pref}")
+    known = {"question", "passages", "gold", "feedback", "preference",
+             *(f"prediction {k}" for k in range(1, NUM_PREDICTIONS + 1))}
+    extra = {k: v for k, v in rec.items() if k not in known}
+    return FeedbackExample(i, question, passages, gold, predictions,
+                           Feedback(errors, missing, corrected), list(pref), extra)
+
+
 def load_feedback(path: str | Path) -> list[FeedbackExample]:
     """Read a ``*_feedback.json`` file, validating every record."""
-    path = Path(path)
-    out = []
-    for i, rec in enumerate(_load_json_list(path)):
-        question = _get(path, i, rec, "question", str)
-        passages = _get(path, i, rec, "passages", list)
-        for p, psg in enumerate(passages):
-            if not isinstance(psg, list) or not psg or not all(isinstance(s, str) for s in psg):
-                raise DataError(path, i, f"passages[{p}]", "expected a list [title, sentence, ...] of strings")
-        gold = _get(path, i, rec, "gold", str)
-        predictions = [_get(path, i, rec, f"prediction {k}", str) for k in range(1, NUM_PREDICTIONS + 1)]
-        fb = _get(path, i, rec, "feedback", dict)
-        errors = _parse_errors(path, i, _get(path, i, fb, "errors", list, "feedback."), predictions[0])
-        missing = _parse_missing(path, i, _get(path, i, fb, "missing-info", list, "feedback."), passages)
-        corrected = _get(path, i, fb, "corrected-prediction", str, "feedback.")
-        pref = _get(path, i, rec, "preference", list)
-        if len(pref) != len(PREFERENCE_PAIRS):
-            raise DataError(path, i, "preference",
-                            f"expected {len(PREFERENCE_PAIRS)} judgements (1v2, 1v3, 1v4, 2v3, 2v4, 3v4), got {len(pref)}")
-        if any(p not in (0, 1, 2) or isinstance(p, bool) for p in pref):
-            raise DataError(path, i, "preference", f"judgements must be 0 (tie), 1 or 2; got {pref}")
-        known = {"question", "passages", "gold", "feedback", "preference",
-                 *(f"prediction {k}" for k in range(1, NUM_PREDICTIONS + 1))}
-        extra = {k: v for k, v in rec.items() if k not in known}
-        out.append(FeedbackExample(i, question, passages, gold, predictions,
-                                   Feedback(errors, missing, corrected), list(pref), extra))
-    return out
+    return _load_records(path, _parse_feedback)
+
+
+def _parse_prompt(path: Path, i: int, rec: Any) -> PromptExample:
+    text = _get(path, i, rec, "text", str)
+    question = _get(path, i, rec, "question", str)
+    raw_answer = _get(path, i, rec, "answer", (str, list))
+    try:
+        refs = json.loads(raw_answer) if isinstance(raw_answer, str) else raw_answer
+    except json.JSONDecodeError as err:
+        raise DataError(path, i, "answer", f"not a JSON-encoded list of answers: {err}") from err
+    if isinstance(refs, str):
+        refs = [refs]
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise DataError(path, i, "answer", "expected a list of reference answers (strings)")
+    raw_passages = rec.get("passages", "[]")
+    try:
+        passages = ast.literal_eval(raw_passages) if isinstance(raw_passages, str) else raw_passages
+    except (ValueError, SyntaxError) as err:
+        raise DataError(path, i, "passages", f"not a Python-literal list of passages: {err}") from err
+    if not isinstance(passages, list):
+        raise DataError(path, i, "passages", "expected a list of passage records")
+    return PromptExample(i, text, question, refs, passages)
 
 
 def load_prompts(path: str | Path) -> list[PromptExample]:
     """Read a prompt file (``train.json`` / ``dev.json`` / ``test.json`` format)."""
-    path = Path(path)
-    out = []
-    for i, rec in enumerate(_load_json_list(path)):
-        text = _get(path, i, rec, "text", str)
-        question = _get(path, i, rec, "question", str)
-        raw_answer = _get(path, i, rec, "answer", (str, list))
-        try:
-            refs = json.loads(raw_answer) if isinstance(raw_answer, str) else raw_answer
-        except json.JSONDecodeError as err:
-            raise DataError(path, i, "answer", f"not a JSON-encoded list of answers: {err}") from err
-        if isinstance(refs, str):
-            refs = [refs]
-        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-            raise DataError(path, i, "answer", "expected a list of reference answers (strings)")
-        raw_passages = rec.get("passages", "[]")
-        try:
-            passages = ast.literal_eval(raw_passages) if isinstance(raw_passages, str) else raw_passages
-        except (ValueError, SyntaxError) as err:
-            raise DataError(path, i, "passages", f"not a Python-literal list of passages: {err}") from err
-        if not isinstance(passages, list):
-            raise DataError(path, i, "passages", "expected a list of passage records")
-        out.append(PromptExample(i, text, question, refs, passages))
-    return out
+    return _load_records(path, _parse_prompt)

@@ -17,13 +17,12 @@ Segments are computed on the original prediction text, where the annotation offs
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from fgrlhf.data.qa_feedback import PREFERENCE_PAIRS, FeedbackExample
 from fgrlhf.segment import Granularity, MultiGranularitySegmenter, Span
+from fgrlhf.segment.words import containment, word_bag
 
 IGNORE = -100  # label of a segment left out of training and evaluation
 ERROR, NO_ERROR = 1, 0
@@ -58,41 +57,42 @@ def _overlaps(span: Span, others: Sequence[tuple[int, int]]) -> bool:
     return any(a < e and s < b for a, b in others)
 
 
-def relevance_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
-                       min_error_words: int = 5) -> list[SegmentLabelExample]:
+def _segment_label_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
+                            granularity: Granularity,
+                            labels_of: Callable[[FeedbackExample, str, list[Span]], list[int]]
+                            ) -> list[SegmentLabelExample]:
+    """Prediction 1 of every example, segmented at ``granularity`` and labelled segment by
+    segment by ``labels_of(example, text, spans)``. An answer without segments, or whose
+    segments are all ``IGNORE``, gives no example."""
     texts = [ex.predictions[0] for ex in data]
-    pieces = segmenter(texts, [Granularity.SUBSENTENCE])[Granularity.SUBSENTENCE]
+    segmented = segmenter(texts, [granularity])[granularity]
     out = []
-    for ex, text, spans in zip(data, texts, pieces):
+    for ex, text, spans in zip(data, texts, segmented):
         if not spans:
             continue
-        errors = _relevance_spans(ex, text, min_error_words)
-        labels = [ERROR if _overlaps(sp, errors) else NO_ERROR for sp in spans]
-        out.append(SegmentLabelExample(ex.index, ex.question, ex.passages, text, spans, labels))
+        labels = labels_of(ex, text, spans)
+        if any(lab != IGNORE for lab in labels):
+            out.append(SegmentLabelExample(ex.index, ex.question, ex.passages, text, spans, labels))
     return out
+
+
+def relevance_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
+                       min_error_words: int = 5) -> list[SegmentLabelExample]:
+    def labels(ex: FeedbackExample, text: str, spans: list[Span]) -> list[int]:
+        errors = _relevance_spans(ex, text, min_error_words)
+        return [ERROR if _overlaps(sp, errors) else NO_ERROR for sp in spans]
+
+    return _segment_label_examples(data, segmenter, Granularity.SUBSENTENCE, labels)
 
 
 def factuality_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
                         min_error_words: int = 5) -> list[SegmentLabelExample]:
-    texts = [ex.predictions[0] for ex in data]
-    sents = segmenter(texts, [Granularity.SENTENCE])[Granularity.SENTENCE]
-    out = []
-    for ex, text, spans in zip(data, texts, sents):
-        if not spans:
-            continue
+    def labels(ex: FeedbackExample, text: str, spans: list[Span]) -> list[int]:
         fact = [(e.start, e.end) for e in ex.feedback.errors if e.family == "factuality"]
         rel = _relevance_spans(ex, text, min_error_words)
-        labels = []
-        for sp in spans:
-            if _overlaps(sp, fact):
-                labels.append(ERROR)
-            elif _overlaps(sp, rel):
-                labels.append(IGNORE)
-            else:
-                labels.append(NO_ERROR)
-        if any(lab != IGNORE for lab in labels):
-            out.append(SegmentLabelExample(ex.index, ex.question, ex.passages, text, spans, labels))
-    return out
+        return [ERROR if _overlaps(sp, fact) else IGNORE if _overlaps(sp, rel) else NO_ERROR for sp in spans]
+
+    return _segment_label_examples(data, segmenter, Granularity.SENTENCE, labels)
 
 
 def _relevance_spans(ex: FeedbackExample, text: str, min_error_words: int) -> list[tuple[int, int]]:
@@ -117,19 +117,6 @@ def preference_examples(data: Sequence[FeedbackExample]) -> list[RankingExample]
 # ---------------------------------------------------------------------------------------
 # Completeness: information coverage
 # ---------------------------------------------------------------------------------------
-_WORD = re.compile(r"\w+")
-
-
-def _bag(text: str) -> Counter:
-    return Counter(w.lower() for w in _WORD.findall(text))
-
-
-def containment(piece: Counter, sentence: Counter) -> float:
-    """Share of the piece's word occurrences found in the sentence (multiset, lower-cased)."""
-    total = sum(piece.values())
-    return sum((piece & sentence).values()) / total if total else 0.0
-
-
 def passage_sentences(passages: Sequence[Sequence[str]]) -> dict[tuple[int, int], str]:
     """(passage id, sentence id) → sentence, both 1-based, titles excluded."""
     return {(p + 1, s + 1): sent for p, psg in enumerate(passages) for s, sent in enumerate(psg[1:])}
@@ -139,10 +126,10 @@ def matched_sentences(pieces: Sequence[str], sentences: dict[tuple[int, int], st
                       threshold: float) -> set[tuple[int, int]]:
     """Passage sentences that some piece draws from: for each piece, its best-matching passage
     sentence by ``containment``, kept if the match reaches ``threshold``."""
-    bags = {k: _bag(v) for k, v in sentences.items()}
+    bags = {k: word_bag(v) for k, v in sentences.items()}
     out = set()
     for piece in pieces:
-        pb = _bag(piece)
+        pb = word_bag(piece)
         if not pb or not bags:
             continue
         best, score = max(((k, containment(pb, b)) for k, b in bags.items()), key=lambda kv: kv[1])

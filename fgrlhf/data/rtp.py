@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgrlhf.data.errors import DataError
+from fgrlhf.data.split import JsonRecord
 from fgrlhf.data.tasks import TaskExample
 
 # The 8 Perspective attributes RTP stores for every text; only ``toxicity`` is used for rewards.
@@ -125,7 +126,7 @@ def records_fingerprint(records: list[RTPRecord]) -> str:
 
 
 @dataclass
-class RTPSplit:
+class RTPSplit(JsonRecord):
     """Record indices (``RTPRecord.index``) of each part, and how they were drawn.
 
     - ``eval_prompts``: non-toxic prompts for evaluating policies, distinct texts;
@@ -149,16 +150,6 @@ class RTPSplit:
     threshold: float
     source: str
     fingerprint: str
-
-    def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(asdict(self), f, indent=1)
-
-    @classmethod
-    def load(cls, path: str | Path) -> RTPSplit:
-        with open(path) as f:
-            return cls(**json.load(f))
 
     def check(self, records: list[RTPRecord]) -> None:
         """Raise if this split was drawn from other records than ``records``."""

@@ -11,10 +11,29 @@ import json
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
+
+R = TypeVar("R", bound="JsonRecord")
+
+
+class JsonRecord:
+    """A dataclass kept as one indented JSON object in a file (a split, next to what used it)."""
+
+    def save(self, path: str | Path) -> None:
+        """Write the fields to ``path`` (parent folders created)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(asdict(self), f, indent=1)  # type: ignore[call-overload]
+
+    @classmethod
+    def load(cls: type[R], path: str | Path) -> R:
+        """The record ``save`` wrote to ``path``."""
+        with open(path) as f:
+            return cls(**json.load(f))
 
 
 @dataclass
-class QuestionSplit:
+class QuestionSplit(JsonRecord):
     """Indices (into the feedback file's records) of each part, and how they were drawn."""
 
     train: list[int]
@@ -23,16 +42,6 @@ class QuestionSplit:
     seed: int
     source: str  # the feedback file the indices refer to
     fingerprint: str  # hash of the questions, so a split is never applied to another file
-
-    def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(asdict(self), f, indent=1)
-
-    @classmethod
-    def load(cls, path: str | Path) -> QuestionSplit:
-        with open(path) as f:
-            return cls(**json.load(f))
 
 
 def questions_fingerprint(questions: list[str]) -> str:

@@ -10,7 +10,10 @@ reward per category.
 
 The report is one self-contained file: inline CSS and JS, no external resource, readable
 offline and without JS (the segments are rendered here; JS adds the category switcher, the
-error filter and the styled tooltip).
+error filter and the styled tooltip, which borrows the segment's title while it shows, so
+the native one does not pile on). The stylesheet and the script are package data,
+``assets/report.css`` (the verdict colours filled in as ``$OK_COLOUR``, ``$ERROR_COLOUR``
+and ``$UNJUDGED_COLOUR``) and ``assets/report.js``.
 
 Two adapters build the items: ``items_from_eval_records`` (the per-answer records of
 ``evaluate_qa``) and ``items_from_rollouts`` (a PPO batch: texts and its ``DenseReward``).
@@ -22,10 +25,13 @@ import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
+from string import Template
 from typing import TYPE_CHECKING, Any, Literal
 
-from fgrlhf.eval.qa import RATIO_CATEGORIES, SEQUENCE_CATEGORIES
+from fgrlhf.reward.categories import RATIO_CATEGORIES, SEQUENCE_CATEGORIES
 from fgrlhf.segment.base import strip_span
 
 if TYPE_CHECKING:
@@ -41,6 +47,23 @@ UNJUDGED_COLOUR = "#e4e4e4"
 SCALE_LOW = (0xE0, 0x6C, 0x5F)
 SCALE_MID = (0xF7, 0xF7, 0xF7)
 SCALE_HIGH = (0x5C, 0xB8, 0x72)
+
+
+@cache
+def _asset(name: str) -> str:
+    """The text of ``fgrlhf/eval/assets/<name>``."""
+    return files("fgrlhf.eval").joinpath("assets").joinpath(name).read_text(encoding="utf-8")
+
+
+def report_css() -> str:
+    """The report's stylesheet, with the verdict colours."""
+    return Template(_asset("report.css")).substitute(
+        OK_COLOUR=OK_COLOUR, ERROR_COLOUR=ERROR_COLOUR, UNJUDGED_COLOUR=UNJUDGED_COLOUR)
+
+
+def report_js() -> str:
+    """The report's script: the category switcher, the error filter and the tooltip."""
+    return _asset("report.js")
 
 
 @dataclass(frozen=True)
@@ -214,7 +237,7 @@ def render_report(items: Sequence[ReportItem], title: str = "Rollouts") -> str:
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
-        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<header>\n",
+        f"<title>{_esc(title)}</title>\n<style>\n{report_css()}</style>\n</head>\n<body>\n<header>\n",
         f"<h1>{_esc(title)}</h1>\n",
         f"<p class=\"meta\">{len(items)} answers · categories: "
         f"{_esc(', '.join(categories)) or 'none'}</p>\n",
@@ -225,7 +248,7 @@ def render_report(items: Sequence[ReportItem], title: str = "Rollouts") -> str:
     ]
     parts += [_item(i, item, categories, limits, policy) for i, item in enumerate(items)]
     parts.append("</main>\n<div id=\"tooltip\" class=\"tooltip\" role=\"tooltip\" hidden></div>\n")
-    parts.append(f"<script>{_JS}</script>\n</body>\n</html>\n")
+    parts.append(f"<script>\n{report_js()}</script>\n</body>\n</html>\n")
     return "".join(parts)
 
 
@@ -423,109 +446,3 @@ def _overall_summary(items: Sequence[ReportItem], categories: Sequence[str], kin
         rows.append(_summary_row(k, st, policy))
     return ('<table class="summary overall"><caption>all answers (rewards: mean per answer)</caption>'
             f'{_summary_head(policy)}{"".join(rows)}</table>\n')
-
-
-_CSS = """
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d1d1d;background:#fafafa}
-header{background:#fff;border-bottom:1px solid #ddd;padding:12px 24px}
-h1{font-size:20px;margin:0 0 4px}
-.meta{color:#666;margin:0 0 8px}
-main{padding:8px 24px 40px;max-width:1100px}
-.controls{margin:6px 0}
-.controls button{font:inherit;border:1px solid #aaa;background:#f3f3f3;border-radius:4px;padding:1px 10px;margin:0 2px;cursor:pointer}
-.controls button.active{background:#333;color:#fff;border-color:#333}
-.controls label{margin-left:14px}
-.legend{font-size:13px;margin:6px 0}
-.legend-row{margin:2px 0}
-.legend-row b{display:inline-block;min-width:110px}
-.scale{display:inline-block;width:160px;height:12px;vertical-align:middle;border:1px solid #bbb;margin:0 4px}
-.scale-end{font-variant-numeric:tabular-nums}
-.item{background:#fff;border:1px solid #ddd;border-radius:6px;margin:14px 0;padding:10px 16px}
-.item h2{font-size:15px;margin:0 0 6px;color:#444}
-.prompt{color:#333;margin-bottom:6px}
-.tag{font-size:11px;text-transform:uppercase;color:#777;margin-right:8px;letter-spacing:.05em}
-table.summary{border-collapse:collapse;font-size:12.5px;margin:4px 0 8px;font-variant-numeric:tabular-nums}
-table.summary th,table.summary td{border:1px solid #e2e2e2;padding:1px 8px;text-align:right}
-table.summary th:first-child{text-align:left}
-table.summary caption{text-align:left;font-size:12.5px;color:#555}
-.metrics{font-size:12.5px;color:#555;margin-bottom:6px}
-.metrics span{margin-right:14px}
-.cat h3{font-size:13px;margin:8px 0 2px;color:#555}
-.cat h3 .brief{font-weight:normal;color:#888}
-.answer{white-space:pre-wrap;word-wrap:break-word;line-height:1.9}
-.empty{color:#999;font-style:italic}
-.seg{border-radius:3px;padding:1px 0;-webkit-box-decoration-break:clone;box-decoration-break:clone;cursor:help}
-.swatch{border-radius:3px;padding:0 5px}
-.seg-ok{background:""" + OK_COLOUR + """;border-bottom:2px solid #3a9b57}
-.seg-error{background:""" + ERROR_COLOUR + """;border-bottom:2px dashed #c8372d}
-.seg-na{background:""" + UNJUDGED_COLOUR + """}
-.seg-score{border-bottom:2px solid rgba(0,0,0,.18)}
-.seg:hover,.seg:focus{outline:2px solid #333;outline-offset:0}
-.tooltip{position:fixed;z-index:10;max-width:340px;background:#222;color:#fff;font-size:12.5px;line-height:1.4;
- padding:6px 9px;border-radius:5px;white-space:pre-line;pointer-events:none;box-shadow:0 2px 8px rgba(0,0,0,.3)}
-[hidden]{display:none !important}
-"""
-
-# The segments are in the HTML; JS only adds the switcher, the error filter and the styled
-# tooltip (which borrows the segment's title while it shows, so the native one does not pile on).
-_JS = """
-(function () {
-  var show = "all", onlyErrors = false;
-  function apply() {
-    document.querySelectorAll("section.cat").forEach(function (s) {
-      s.hidden = show !== "all" && s.dataset.category !== show;
-    });
-    document.querySelectorAll("article.item").forEach(function (a) {
-      a.hidden = onlyErrors && a.dataset.errors === "0";
-    });
-    document.querySelectorAll("button.show").forEach(function (b) {
-      b.classList.toggle("active", b.dataset.show === show);
-    });
-  }
-  document.querySelectorAll("button.show").forEach(function (b) {
-    b.addEventListener("click", function () { show = b.dataset.show; apply(); });
-  });
-  var box = document.getElementById("only-errors");
-  box.addEventListener("change", function () { onlyErrors = box.checked; apply(); });
-  var tip = document.getElementById("tooltip"), current = null;
-  function place(x, y) {
-    var w = tip.offsetWidth, h = tip.offsetHeight;
-    tip.style.left = Math.max(4, Math.min(x + 12, window.innerWidth - w - 4)) + "px";
-    tip.style.top = (y + 18 + h > window.innerHeight ? y - h - 10 : y + 18) + "px";
-  }
-  function open(seg, x, y) {
-    if (current === seg) return;
-    close();
-    current = seg;
-    seg.dataset.tip = seg.getAttribute("title");
-    seg.removeAttribute("title");
-    tip.textContent = seg.dataset.tip;
-    tip.hidden = false;
-    place(x, y);
-  }
-  function close() {
-    if (!current) return;
-    current.setAttribute("title", current.dataset.tip);
-    delete current.dataset.tip;
-    current = null;
-    tip.hidden = true;
-  }
-  document.addEventListener("mouseover", function (e) {
-    var seg = e.target.closest ? e.target.closest(".seg[data-index]") : null;
-    if (seg) open(seg, e.clientX, e.clientY); else close();
-  });
-  document.addEventListener("mousemove", function (e) { if (current) place(e.clientX, e.clientY); });
-  document.addEventListener("focusin", function (e) {
-    if (e.target.matches && e.target.matches(".seg[data-index]")) {
-      var r = e.target.getBoundingClientRect();
-      open(e.target, r.left, r.bottom - 12);
-    }
-  });
-  document.addEventListener("focusout", close);
-  window.addEventListener("scroll", close, true);
-  var want = decodeURIComponent(location.hash.slice(1));
-  if (document.querySelector('button.show[data-show="' + (window.CSS ? CSS.escape(want) : want) + '"]')) show = want;
-  apply();
-  document.documentElement.dataset.reportReady = "true";
-})();
-"""

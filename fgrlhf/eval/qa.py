@@ -23,19 +23,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fgrlhf.reward.base import RewardInputs, RewardModel, check_segment_scores
+from fgrlhf.reward.base import (
+    RewardInputs,
+    RewardModel,
+    SegmentErrorModel,
+    SequenceScoreModel,
+    check_segment_scores,
+)
+from fgrlhf.reward.categories import QA_CATEGORIES, RATIO_CATEGORIES, SEQUENCE_CATEGORIES, is_error
 from fgrlhf.segment import MultiGranularitySegmenter, Segmenter, Span
 
 if TYPE_CHECKING:
     from fgrlhf.data.tasks import TaskExample
     from fgrlhf.policy.model import Policy, SamplingConfig
 
-# A segment is an error when P(error) > 0.5, the rule SegmentClassifierReward.score applies in
-# training (label mode): evaluation and training must draw the line at the same place.
-ERROR_THRESHOLD = 0.5
-RATIO_CATEGORIES = ("relevance", "factuality")
-SEQUENCE_CATEGORIES = ("completeness",)
-QA_CATEGORIES = RATIO_CATEGORIES + SEQUENCE_CATEGORIES
 # The summary's metrics, in the order reports and plots show them.
 EVAL_METRICS = ("relevance_ratio", "factuality_ratio", "completeness", "rougeLsum", "length_words",
                 "length_tokens")
@@ -115,23 +116,19 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # --- reward models → per-segment verdicts and per-answer scores ---------------------------
 
-def _questions(inputs: RewardInputs) -> list[str]:
-    # The question is what learned reward models read (SegmentClassifierReward.score does the same).
-    return [m.get("question", p) for m, p in zip(inputs.metadata, inputs.prompts)]
-
-
 def segment_verdicts(reward: RewardModel, inputs: RewardInputs, spans: Sequence[Sequence[Span]]
                      ) -> list[list[dict[str, Any]]]:
     """One verdict per segment: ``{"start", "end", "text", "error"}`` plus ``error_prob`` or ``score``.
 
-    A reward with ``error_probs`` (``SegmentClassifierReward``) is judged on P(error) >
-    ``ERROR_THRESHOLD``, independent of its ±reward values and mode. Any other reward model
+    A ``SegmentErrorModel`` (``SegmentClassifierReward``) is judged on P(error) >
+    ``ERROR_THRESHOLD`` (``is_error``, the line training draws in label mode), independent
+    of its ±reward values and mode. Any other reward model
     (rules, a user's class) is judged on its score: a negative score is an error, the sign
     convention of the built-in penalties.
     """
-    if hasattr(reward, "error_probs"):
-        probs = reward.error_probs(_questions(inputs), inputs.texts, spans, inputs.metadata)
-        values = [[{"error_prob": p, "error": p > ERROR_THRESHOLD} for p in row] for row in probs]
+    if isinstance(reward, SegmentErrorModel):
+        probs = reward.error_probs(inputs.questions(), inputs.texts, spans, inputs.metadata)
+        values = [[{"error_prob": p, "error": is_error(p)} for p in row] for row in probs]
     else:
         out = reward.score(inputs, spans)
         check_segment_scores(type(reward).__name__, out, spans)
@@ -144,9 +141,9 @@ def segment_verdicts(reward: RewardModel, inputs: RewardInputs, spans: Sequence[
 
 def sequence_scores(reward: RewardModel, inputs: RewardInputs, spans: Sequence[Sequence[Span]]
                     ) -> list[dict[str, float]]:
-    """One score per answer: ``{"score"}``, plus ``raw`` for a ``SequenceReward``.
+    """One score per answer: ``{"score"}``, plus ``raw`` for a ``SequenceScoreModel``.
 
-    A ``SequenceReward`` (R3) gives ``(raw − mean) / std`` with the mean/std of its raw scores
+    A ``SequenceScoreModel`` (``SequenceReward``, R3) gives ``(raw − mean) / std`` with the mean/std of its raw scores
     on its training set (its checkpoint metadata): the normalisation of training, without the
     reward's ``scale`` (a training weight, not part of the judgement), and whatever its
     ``normalize`` flag, so that runs sharing one R3 checkpoint compare. Every answer is scored,
@@ -154,10 +151,10 @@ def sequence_scores(reward: RewardModel, inputs: RewardInputs, spans: Sequence[S
     what the answer earned from it in training before normalisation and weighting (0 for an
     answer without segments).
     """
-    if hasattr(reward, "raw_scores") and hasattr(reward, "meta"):
-        raw = reward.raw_scores(_questions(inputs), inputs.texts, inputs.metadata)
-        mean, std = reward.meta.score_mean, reward.meta.score_std
-        return [{"score": (r - mean) / std, "raw": r} for r in raw]
+    if isinstance(reward, SequenceScoreModel):
+        raw = reward.raw_scores(inputs.questions(), inputs.texts, inputs.metadata)
+        norm = reward.meta.score_normalizer()
+        return [{"score": norm.standardize(r), "raw": r} for r in raw]
     out = reward.score(inputs, spans)
     check_segment_scores(type(reward).__name__, out, spans)
     return [{"score": float(sum(row))} for row in out.rows()]
@@ -212,6 +209,7 @@ def evaluate_qa(policy: Policy, examples: Sequence[TaskExample], rewards: Mappin
         judged = {k: (segment_verdicts if k in RATIO_CATEGORIES else sequence_scores)(r, inputs, spans[k])
                   for k, r in used.items()}
         lines = [sentence_lines(t, segmenter.sentences) for t in texts]
+        questions = inputs.questions()
         samples_seen: dict[int, int] = {}
         for b, (i, text) in enumerate(zip(rows, texts)):
             meta = batch[i].metadata
@@ -219,7 +217,7 @@ def evaluate_qa(policy: Policy, examples: Sequence[TaskExample], rewards: Mappin
             sample = samples_seen.get(i, 0)
             samples_seen[i] = sample + 1
             record: dict[str, Any] = {
-                "prompt_index": start + i, "sample": sample, "question": meta.get("question", batch[i].prompt),
+                "prompt_index": start + i, "sample": sample, "question": questions[b],
                 "answer": text, "references": references,
             }
             for k, per_answer in judged.items():

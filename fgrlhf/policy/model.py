@@ -55,6 +55,14 @@ class Rollout:
     response_mask: Tensor  # [B, T] bool
     truncated_prompts: int = 0  # prompts cut to the prompt-length limit
 
+    def select(self, idx: Tensor | Sequence[int]) -> Rollout:
+        """The rows ``idx`` (in that order) as a rollout of their own. ``prompts`` is shared,
+        so ``prompt_index`` still points into it; ``truncated_prompts`` counts the whole
+        batch's prompts, so a selection reports 0."""
+        rows = idx.tolist() if isinstance(idx, Tensor) else list(idx)
+        return Rollout(self.prompts, [self.prompt_index[i] for i in rows], self.query_ids[idx],
+                       self.query_mask[idx], self.response_ids[idx], self.response_mask[idx])
+
     def to(self, device: torch.device | str) -> Rollout:
         return Rollout(self.prompts, self.prompt_index, self.query_ids.to(device), self.query_mask.to(device),
                        self.response_ids.to(device), self.response_mask.to(device), self.truncated_prompts)

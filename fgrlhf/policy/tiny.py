@@ -9,11 +9,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 EOS = "<|endoftext|>"
 PAD = "<pad>"
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, special: Sequence[str]):
+    """A byte-level BPE trained on ``texts`` with the ``special`` tokens first, as a
+    ``PreTrainedTokenizerFast`` (the caller names its eos/bos/pad roles)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
 
 
 def build_tiny_gpt2(out_dir: str | Path, texts: Iterable[str], vocab_size: int = 8000, n_layer: int = 4,
@@ -21,18 +36,12 @@ def build_tiny_gpt2(out_dir: str | Path, texts: Iterable[str], vocab_size: int =
     """Train a byte-level BPE on ``texts``, build a randomly initialised GPT-2 on it, save
     both as a Hugging Face checkpoint in ``out_dir``."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts, trainer)
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=PAD)
+    hf_tok = train_bpe_tokenizer(texts, vocab_size, special=(EOS, PAD))
+    hf_tok.eos_token, hf_tok.bos_token, hf_tok.pad_token = EOS, EOS, PAD
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=len(hf_tok), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
                         n_head=n_head, bos_token_id=hf_tok.eos_token_id, eos_token_id=hf_tok.eos_token_id,

@@ -1,7 +1,14 @@
 """The reward-model contract, its registry, built-in rule rewards, normalisers and the aggregator."""
 
-from fgrlhf.reward.aggregate import DenseReward, RewardAggregator, combine_categories
-from fgrlhf.reward.base import RewardInputs, RewardModel, SegmentScores, check_segment_scores
+from fgrlhf.reward.aggregate import DenseReward, RewardAggregator
+from fgrlhf.reward.base import (
+    RewardInputs,
+    RewardModel,
+    SegmentErrorModel,
+    SegmentScores,
+    SequenceScoreModel,
+    check_segment_scores,
+)
 from fgrlhf.reward.normalize import (
     FixedNormalizer,
     IdentityNormalizer,
@@ -24,10 +31,11 @@ __all__ = [
     "RewardInputs",
     "RewardModel",
     "RunningNormalizer",
+    "SegmentErrorModel",
     "SegmentScores",
+    "SequenceScoreModel",
     "build_reward",
     "check_segment_scores",
-    "combine_categories",
     "make_normalizer",
     "register_reward",
     "registered_rewards",

@@ -8,7 +8,7 @@ Each category k keeps its own ``[B, T]`` slice until the very end (``per_categor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from fgrlhf.core.scatter import scatter_segment_scores
 from fgrlhf.reward.base import RewardInputs, RewardModel, SegmentScores, check_segment_scores
-from fgrlhf.reward.normalize import IdentityNormalizer, Normalizer
+from fgrlhf.reward.normalize import IdentityNormalizer, Normalizer, RunningNormalizer
 from fgrlhf.segment import DecodedResponses, MultiGranularitySegmenter, Span, align_spans
 
 
@@ -35,11 +35,6 @@ class DenseReward:
     categories: list[str]
     raw: dict[str, SegmentScores]
     spans: dict[str, list[list[Span]]]
-
-
-def combine_categories(per_category: Tensor, weights: Tensor) -> Tensor:
-    """``Σ_k w_k · x[..., k]``: ``[B, T, K]`` and ``[K]`` → ``[B, T]``."""
-    return (per_category * weights).sum(dim=-1)
 
 
 class RewardAggregator:
@@ -76,6 +71,14 @@ class RewardAggregator:
         self.weights = {k: float(weights.get(k, 1.0)) for k in self.categories}
         self.normalizers = {k: normalizers.get(k, IdentityNormalizer()) for k in self.categories}
         self.segmenter = segmenter if segmenter is not None else MultiGranularitySegmenter()
+
+    def distribute(self, gather: Callable[[Tensor], Tensor] | None) -> None:
+        """Data parallelism: every running normaliser merges the scores of all processes,
+        collected by ``gather`` (1-D tensor → the concatenation over processes), so every
+        process keeps the statistics one process would. Other normalisers keep no statistics."""
+        for norm in self.normalizers.values():
+            if isinstance(norm, RunningNormalizer):
+                norm.set_gather(gather)
 
     def segment(self, texts: Sequence[str]) -> dict[str, list[list[Span]]]:
         """Segments of every text for every category."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from fgrlhf.segment.base import Granularity, Span
+
+if TYPE_CHECKING:
+    from fgrlhf.reward.learned import RMMetadata
 
 
 @dataclass
@@ -34,6 +37,11 @@ class RewardInputs:
                 f"RewardInputs: {len(self.prompts)} prompts, {len(self.texts)} texts and "
                 f"{len(self.metadata)} metadata records must be as many"
             )
+
+    def questions(self) -> list[str]:
+        """The question of each example, what learned reward models read: its metadata's
+        ``question``, or the prompt itself when the metadata has none."""
+        return [m.get("question", p) for m, p in zip(self.metadata, self.prompts)]
 
 
 @dataclass
@@ -72,6 +80,27 @@ class RewardModel(Protocol):
     granularity: Granularity
 
     def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores: ...
+
+
+@runtime_checkable
+class SegmentErrorModel(Protocol):
+    """A reward model that judges segments by a probability of error (``SegmentClassifierReward``):
+    evaluation reads ``P(error)`` itself, independent of the reward values it maps it to."""
+
+    def error_probs(self, questions: Sequence[str], texts: Sequence[str], spans: Sequence[Sequence[Span]],
+                    metadata: Sequence[dict[str, Any]]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class SequenceScoreModel(Protocol):
+    """A reward model with one raw score per answer and the statistics of its raw scores on
+    its training set (``meta.score_mean``/``score_std``, ``SequenceReward``): evaluation
+    normalises the raw score itself, without the reward's training-time scale."""
+
+    meta: RMMetadata
+
+    def raw_scores(self, questions: Sequence[str], texts: Sequence[str],
+                   metadata: Sequence[dict[str, Any]]) -> list[float]: ...
 
 
 def check_segment_scores(name: str, out: SegmentScores, spans: Sequence[Sequence[Span]]) -> None:

@@ -21,14 +21,11 @@ Truncation never silently drops the answer:
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fgrlhf.segment.base import Span
-
-_WORD = re.compile(r"\w+")
+from fgrlhf.segment.words import containment, word_bag
 
 
 @dataclass
@@ -41,21 +38,16 @@ class Window:
     segment_ids: list[int]
 
 
-def _bag(text: str) -> Counter:
-    return Counter(w.lower() for w in _WORD.findall(text))
-
-
 def rank_evidence(segments: Sequence[str], sentences: Sequence[str]) -> list[int]:
     """Indices of ``sentences``, best evidence first: for each segment, sentences ordered by
     the share of the segment's words they contain; segments take turns (round-robin)."""
     if not sentences:
         return []
-    bags = [_bag(s) for s in sentences]
+    bags = [word_bag(s) for s in sentences]
     per_segment = []
     for seg in segments:
-        sb = _bag(seg)
-        total = sum(sb.values()) or 1
-        scores = [sum((sb & b).values()) / total for b in bags]
+        sb = word_bag(seg)
+        scores = [containment(sb, b) for b in bags]
         per_segment.append(sorted(range(len(sentences)), key=lambda i: -scores[i]))
     order, seen = [], set()
     for rank in range(len(sentences)):

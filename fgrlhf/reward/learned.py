@@ -22,7 +22,9 @@ from torch import Tensor
 
 from fgrlhf.device import default_device, resolve_bf16
 from fgrlhf.reward.base import RewardInputs, SegmentScores
+from fgrlhf.reward.categories import is_error
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
+from fgrlhf.reward.normalize import FixedNormalizer
 from fgrlhf.segment.base import Granularity, Span
 
 METADATA_FILE = "fgrlhf_rm.json"
@@ -47,6 +49,14 @@ class RMMetadata:
     def save(self, directory: str | Path) -> None:
         with open(Path(directory) / METADATA_FILE, "w") as f:
             json.dump(asdict(self), f, indent=1)
+
+    def as_files(self) -> dict[str, Any]:
+        """``{file name: JSON content}``, what ``save`` writes, for ``save_model_dir``'s ``metadata``."""
+        return {METADATA_FILE: asdict(self)}
+
+    def score_normalizer(self) -> FixedNormalizer:
+        """``(x − score_mean) / score_std``: the raw scores' normalisation on the training set."""
+        return FixedNormalizer(self.score_mean, self.score_std)
 
     @classmethod
     def load(cls, directory: str | Path) -> RMMetadata:
@@ -214,10 +224,9 @@ class SegmentClassifierReward(_Loaded):
         return probs
 
     def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores:
-        questions = [m.get("question", p) for m, p in zip(inputs.metadata, inputs.prompts)]
-        probs = self.error_probs(questions, inputs.texts, spans, inputs.metadata)
+        probs = self.error_probs(inputs.questions(), inputs.texts, spans, inputs.metadata)
         if self.mode == "label":
-            rows = [[self.negative if p > 0.5 else self.positive for p in row] for row in probs]
+            rows = [[self.negative if is_error(p) else self.positive for p in row] for row in probs]
         else:
             rows = [[self.positive + (self.negative - self.positive) * p for p in row] for row in probs]
         return SegmentScores.from_lists(rows)
@@ -244,13 +253,12 @@ class SequenceReward(_Loaded):
             return sequence_scores(self.model, seqs, self.tokenizer.pad_token_id or 0, self.device, self.batch_size)
 
     def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores:
-        questions = [m.get("question", p) for m, p in zip(inputs.metadata, inputs.prompts)]
-        raw = self.raw_scores(questions, inputs.texts, inputs.metadata)
-        mean, std = (self.meta.score_mean, self.meta.score_std) if self.normalize else (0.0, 1.0)
+        raw = self.raw_scores(inputs.questions(), inputs.texts, inputs.metadata)
+        norm = self.meta.score_normalizer() if self.normalize else FixedNormalizer()
         rows = []
         for r, row in zip(raw, spans):
             # The score sits on the last segment (the whole answer at sequence granularity).
-            rows.append([0.0] * (len(row) - 1) + [self.scale * (r - mean) / std] if row else [])
+            rows.append([0.0] * (len(row) - 1) + [norm.standardize(r, self.scale)] if row else [])
         return SegmentScores.from_lists(rows)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from torch import Tensor
+
+Scores = TypeVar("Scores", float, Tensor)
 
 
 class Normalizer(Protocol):
@@ -37,7 +39,9 @@ class IdentityNormalizer:
 
 @dataclass
 class FixedNormalizer:
-    """``(x − mean) / std`` with constants, e.g. from the reward model's training set."""
+    """``(x − mean) / std`` with constants, e.g. from the reward model's training set
+    (``RMMetadata.score_normalizer``): as a category's normaliser, and inside
+    ``SequenceReward`` and the QA evaluation."""
 
     mean: float = 0.0
     std: float = 1.0
@@ -47,7 +51,11 @@ class FixedNormalizer:
             raise ValueError(f"FixedNormalizer: std must be positive, got {self.std}")
 
     def __call__(self, scores: Tensor, mask: Tensor) -> Tensor:
-        return (scores - self.mean) / self.std
+        return self.standardize(scores)
+
+    def standardize(self, x: Scores, scale: float = 1.0) -> Scores:
+        """``scale · (x − mean) / std`` of a float or a tensor (``scale`` 1 changes no bit)."""
+        return scale * (x - self.mean) / self.std
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std}
@@ -61,9 +69,10 @@ class RunningNormalizer:
     """``(x − μ) / σ`` with μ, σ over every real score seen so far, this batch included.
 
     Statistics are merged batch by batch with Chan et al.'s parallel update, in float64, so
-    the result does not depend on how the stream was batched. ``gather`` (set by a
-    data-parallel trainer) collects every process's scores, so all processes keep the same
-    statistics as one process would.
+    the result does not depend on how the stream was batched. ``gather`` (given here, or
+    later by ``set_gather``, e.g. by a data-parallel trainer through
+    ``RewardAggregator.distribute``) collects every process's scores, so all processes keep
+    the same statistics as one process would.
     """
 
     eps: float = 1e-6
@@ -71,6 +80,11 @@ class RunningNormalizer:
     mean: float = 0.0
     m2: float = 0.0
     gather: Callable[[Tensor], Tensor] | None = field(default=None, repr=False, compare=False)
+
+    def set_gather(self, gather: Callable[[Tensor], Tensor] | None) -> None:
+        """Collect the scores of every process with ``gather`` (1-D tensor → the
+        concatenation over processes) before each update; ``None``: this process's only."""
+        self.gather = gather
 
     def update(self, values: Tensor) -> None:
         x = values.detach().double().flatten()

@@ -11,11 +11,16 @@ from typing import Any
 
 from fgrlhf.paths import PROJECT_ROOT
 
+# Written last into a folder being saved: its presence proves the folder is whole.
+COMPLETE_MARKER = ".complete"
+
 
 def atomic_save_dir(directory: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` to fill a fresh temporary folder, then swap it in for
     ``directory``. A crash while writing leaves the previous checkpoint untouched (only a
-    ``.tmp`` folder, removed by the next save); the swap itself is two renames."""
+    ``.tmp`` folder, removed by the next save). The swap is two renames; a crash between
+    them leaves ``directory.old`` (the previous folder) and ``directory.tmp`` (the new one,
+    marked complete), which ``intact_dir`` finds."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(directory.name + ".tmp")
@@ -23,6 +28,7 @@ def atomic_save_dir(directory: str | Path, write: Callable[[Path], None]) -> Pat
         shutil.rmtree(tmp)
     tmp.mkdir()
     write(tmp)
+    (tmp / COMPLETE_MARKER).write_text("")
     if directory.exists():
         old = directory.with_name(directory.name + ".old")
         if old.exists():
@@ -51,6 +57,20 @@ def save_model_dir(directory: str | Path, model, tokenizer=None, metadata: Mappi
             extra(tmp)
 
     return atomic_save_dir(directory, write)
+
+
+def intact_dir(directory: str | Path) -> Path | None:
+    """The newest whole copy of a folder written by ``atomic_save_dir``: the folder itself,
+    else (a swap cut short between its two renames) the complete new ``.tmp`` or the previous
+    ``.old``; ``None`` if there is none."""
+    directory = Path(directory)
+    if directory.is_dir():
+        return directory
+    tmp = directory.with_name(directory.name + ".tmp")
+    if (tmp / COMPLETE_MARKER).is_file():
+        return tmp
+    old = directory.with_name(directory.name + ".old")
+    return old if old.is_dir() else None
 
 
 def portable_path(path: str | Path) -> str:

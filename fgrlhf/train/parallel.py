@@ -117,8 +117,3 @@ class Parallel:
     def barrier(self) -> None:
         if self.accelerator is not None:
             self.accelerator.wait_for_everyone()
-
-
-def unwrap(model):
-    """The module inside a DDP/FSDP wrapper (or the module itself)."""
-    return getattr(model, "module", model)

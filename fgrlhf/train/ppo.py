@@ -1,10 +1,12 @@
 """One PPO iteration over dense, per-category rewards.
 
     sample rollouts → decode with offsets → segment → reward models → aggregate [B, T]
-    → per-token KL penalty against the reference → GAE → PPO epochs over minibatches
+    → per-token KL penalty against the reference → (whiten rewards) → GAE      ``collect``
+    → PPO epochs over minibatches → KL controller → metrics                      ``update``
 
-``PPOTrainer`` holds the state (models, optimizer, scheduler, KL controller); every piece of
-arithmetic is a pure function from ``fgrlhf.core``. With an ``accelerate.Accelerator`` the
+``PPOTrainer`` holds the state (models, optimizer, scheduler, KL controller); ``collect``
+returns a ``PPOBatch`` (``fgrlhf.train.ppo_batch``), and every piece of arithmetic is a pure
+function (here or in ``fgrlhf.core``). With an ``accelerate.Accelerator`` the
 same code runs data-parallel over several processes (see ``fgrlhf.train.parallel``).
 """
 
@@ -38,7 +40,10 @@ from fgrlhf.reward import RewardAggregator, RewardInputs
 from fgrlhf.reward.aggregate import DenseReward
 from fgrlhf.reward.base import SegmentScores
 from fgrlhf.reward.normalize import RunningNormalizer
+from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 from fgrlhf.train.parallel import Parallel
+from fgrlhf.train.ppo_batch import PPOBatch, UpdateStats
+from fgrlhf.train.sft import sft_loss
 
 
 @dataclass
@@ -64,6 +69,9 @@ class PPOConfig:
     total_steps: int | None = None  # for a linear decay; None: constant after warmup
     max_grad_norm: float = 1.0
     whiten_advantages: bool = True
+    # Whiten the (KL-penalised) rewards over the real tokens before GAE, keeping their mean
+    # (the paper's QA-Feedback preset sets it; off by default).
+    whiten_rewards: bool = False
     loss_aggregation: str = "token-mean"
     kl_stop: float | None = None  # stop an iteration's epochs once the minibatch KL to the
     # sampling policy exceeds this
@@ -78,6 +86,23 @@ def penalised_rewards(dense: Tensor, logprobs: Tensor, ref_logprobs: Tensor, mas
     """``r_t − β·KL_t`` at every real token, and the per-token KL ``[B, T]``."""
     kl = torch.where(mask, kl_per_token(logprobs, ref_logprobs, estimator), torch.zeros_like(logprobs))
     return torch.where(mask, dense - kl_coef * kl, torch.zeros_like(dense)), kl
+
+
+def advantages_and_returns(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float,
+                           whiten_rewards: bool = False, whiten_advantages: bool = True) -> tuple[Tensor, Tensor]:
+    """GAE advantages and returns ``[B, T]`` from rewards and old values ``[B, T]``.
+
+    ``whiten_rewards``: GAE reads the rewards whitened over the real tokens of ``mask``, with
+    their mean kept (``whiten(..., shift_mean=False)``: the sign of the mean reward is
+    information); padding stays 0 and adds nothing. ``whiten_advantages``: the advantages
+    are whitened (zero mean, unit variance over the real tokens); the returns, the value
+    targets, are ``A + V`` before that."""
+    if whiten_rewards:
+        rewards = whiten(rewards, mask, shift_mean=False)
+    advantages, returns = gae(rewards, values, mask, gamma, lam)
+    if whiten_advantages:
+        advantages = whiten(advantages, mask)
+    return advantages, returns
 
 
 class PPOTrainer:
@@ -99,20 +124,14 @@ class PPOTrainer:
         # be off-policy and the k1 KL estimate could turn negative, paying the policy to drift.
         self.temperature = sampling.temperature if sampling.do_sample else 1.0
         self.parallel = Parallel(accelerator)
-        params = list(policy.model.parameters()) + [p for p in value.parameters()
-                                                    if not any(p is q for q in policy.model.parameters())]
-        optimizer = torch.optim.AdamW([p for p in params if p.requires_grad], lr=cfg.lr)
+        # One group: the policy's parameters, then the value model's own (a shared head's, or a
+        # separate backbone's and head's), with AdamW's usual weight decay of 0.01.
+        optimizer = build_adamw(policy.model, cfg.lr, weight_decay=0.01, extra=value.parameters())
         # The wrapped (DDP) modules take the update's forward passes, so that gradients are
         # all-reduced; generation and the frozen passes use the plain modules.
         self.train_policy, self.train_value, self.optimizer = self.parallel.prepare(policy.model, value, optimizer)
-
-        def schedule(step: int) -> float:
-            warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-            decay = max(0.0, 1 - step / cfg.total_steps) if cfg.total_steps else 1.0
-            return warm * decay
-
         # Not prepared: accelerate would step a prepared scheduler once per process.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.scheduler = make_scheduler(self.optimizer, cfg.warmup_steps, cfg.total_steps)
         self.kl_ctl = make_kl_controller(cfg.kl_coef, cfg.adaptive_kl, cfg.kl_target, cfg.kl_horizon)
         self.permutations = torch.Generator().manual_seed(seed)
         if self.parallel.world > 1:
@@ -160,7 +179,7 @@ class PPOTrainer:
             torch.cuda.set_rng_state_all(cuda_rngs[self.parallel.rank])
 
     @torch.no_grad()
-    def collect(self, prompts: Sequence[str], metadata: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def collect(self, prompts: Sequence[str], metadata: Sequence[dict[str, Any]]) -> PPOBatch:
         """Rollouts and everything PPO needs from them, with the models frozen.
 
         Each process generates and scores the rollouts of its share of ``prompts`` (the
@@ -201,14 +220,14 @@ class PPOTrainer:
         if not bool(torch.isfinite(reward.total).all()):
             raise FloatingPointError("non-finite reward in a rollout batch")
         t = time.perf_counter()
-        rewards, kl = penalised_rewards(reward.total, logprobs, ref_logprobs, rollout.response_mask,
-                                        self.kl_ctl.kl_coef, self.cfg.kl_estimator)
-        advantages, returns = gae(rewards, values, rollout.response_mask, self.cfg.gamma, self.cfg.lam)
-        if self.cfg.whiten_advantages:
-            advantages = whiten(advantages, rollout.response_mask)
+        kl_coef = self.kl_ctl.kl_coef
+        rewards, kl = penalised_rewards(reward.total, logprobs, ref_logprobs, rollout.response_mask, kl_coef,
+                                        self.cfg.kl_estimator)
+        advantages, returns = advantages_and_returns(rewards, values, rollout.response_mask, self.cfg.gamma,
+                                                     self.cfg.lam, self.cfg.whiten_rewards,
+                                                     self.cfg.whiten_advantages)
         timings["gae"] = time.perf_counter() - t
-        return {"rollout": rollout, "logprobs": logprobs, "values": values, "advantages": advantages,
-                "returns": returns, "kl": kl, "reward": reward, "texts": texts, "timings": timings}
+        return PPOBatch(rollout, logprobs, values, rewards, kl, advantages, returns, reward, texts, kl_coef, timings)
 
     def _gather(self, prompts: Sequence[str], offset: int, rollout: Rollout, reward: DenseReward,
                 texts: list[str]) -> tuple[Rollout, DenseReward, list[str]]:
@@ -228,23 +247,23 @@ class PPOTrainer:
                             reward.categories, raw, spans)
         return whole, dense, par.gather_objects(texts)
 
-    def _local_loss(self, batch: dict[str, Any], idx: Tensor, denominator: Tensor, n_tokens: Tensor):
+    def _local_loss(self, batch: PPOBatch, idx: Tensor, denominator: Tensor,
+                    n_tokens: Tensor) -> tuple[Tensor, UpdateStats]:
         """This micro-batch's share of the minibatch loss (divided by the minibatch's
         ``denominator``; ``n_tokens`` real tokens in the minibatch) and the shares of its
         statistics; summed over micro-batches and processes, both are the minibatch's."""
-        rollout: Rollout = batch["rollout"]
-        sub = Rollout(rollout.prompts, [rollout.prompt_index[i] for i in idx.tolist()], rollout.query_ids[idx],
-                      rollout.query_mask[idx], rollout.response_ids[idx], rollout.response_mask[idx])
-        mask = sub.response_mask
+        sub = batch.rollout.select(idx)
+        mask = sub.response_mask  # [b, T]
         with self.parallel.autocast():
             logits, hidden = self.policy.forward(sub, model=self.train_policy, output_hidden_states=self.value.shared,
                                                  temperature=self.temperature)
             values = self.train_value(self.policy, sub, hidden).float()  # [b, T]
         logprobs = logprobs_from_logits(logits, sub.response_ids)  # [b, T]
+        old_logprobs = batch.logprobs[idx]  # [b, T]
         agg = self.cfg.loss_aggregation
-        pg_loss, clip_frac = policy_loss(logprobs, batch["logprobs"][idx], batch["advantages"][idx], mask,
+        pg_loss, clip_frac = policy_loss(logprobs, old_logprobs, batch.advantages[idx], mask,
                                          self.cfg.clip_eps, agg, denominator)
-        vf_loss, vf_clip = value_loss(values, batch["values"][idx], batch["returns"][idx], mask,
+        vf_loss, vf_clip = value_loss(values, batch.values[idx], batch.returns[idx], mask,
                                       self.cfg.value_clip_eps, agg, denominator)
         loss = pg_loss + self.cfg.vf_coef * vf_loss
         if self.cfg.entropy_coef:
@@ -254,23 +273,75 @@ class PPOTrainer:
             with torch.no_grad():
                 entropy = aggregate_loss(entropy_from_logits(logits), mask, agg, denominator)
         share = mask.sum() / n_tokens.clamp(min=1)  # this micro-batch's share of the minibatch's tokens
-        stats = torch.stack([
-            pg_loss.detach(), vf_loss.detach(), entropy.detach(), clip_frac * share, vf_clip * share,
-            # KL(π_old ‖ π_θ), k1, per token of the minibatch
-            masked_sum(batch["logprobs"][idx] - logprobs.detach(), mask) / n_tokens.clamp(min=1),
-        ])
+        stats = UpdateStats(
+            policy_loss=pg_loss.detach(), value_loss=vf_loss.detach(), entropy=entropy.detach(),
+            policy_clip_frac=clip_frac * share, value_clip_frac=vf_clip * share,
+            approx_kl=masked_sum(old_logprobs - logprobs.detach(), mask) / n_tokens.clamp(min=1),
+        )
         return loss, stats
+
+    def _ptx_loss(self, ptx: tuple[list[str], list[str]]) -> Tensor:
+        """The PPO-ptx term: the SFT loss of this process's (prompts, answers), through the
+        wrapped policy so that its gradient is all-reduced with PPO's."""
+        with self.parallel.autocast():
+            return sft_loss(self.policy, ptx[0], ptx[1], model=self.train_policy)
+
+    def _minibatch_update(self, batch: PPOBatch, idx_mb: Tensor,
+                          ptx: tuple[list[str], list[str]] | None) -> tuple[Tensor, float]:
+        """One optimizer step on the minibatch ``idx_mb`` (rows of the whole batch; this
+        process takes every ``world``-th), in ``grad_accum`` micro-batches. Returns the
+        minibatch's statistics (``UpdateStats.as_tensor`` layout, summed over processes: the
+        same in every process) and this process's PPO-ptx loss (0.0 without the term)."""
+        par = self.parallel
+        mask_mb = batch.rollout.response_mask[idx_mb]  # [mb, T]
+        denominator = loss_denominator(mask_mb, self.cfg.loss_aggregation)
+        n_tokens = mask_mb.sum().float()
+        mine = idx_mb[par.rank :: par.world]  # this process's rows of the minibatch
+        pieces = torch.tensor_split(mine, self.cfg.grad_accum)
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = UpdateStats.zeros()
+        ptx_value = 0.0
+        for m, idx in enumerate(pieces):
+            # A process with no row here still runs forward and backward (weight 0):
+            # DDP's all-reduce needs every process.
+            weight = 1.0 if len(idx) else 0.0
+            idx = idx if len(idx) else idx_mb[:1]
+            sync = par.no_sync(self.train_policy, self.train_value) if m < len(pieces) - 1 \
+                else contextlib.nullcontext()
+            with sync:
+                loss, local = self._local_loss(batch, idx, denominator, n_tokens)
+                # DDP averages gradients over processes; the shares must add up.
+                loss = loss * (weight * par.world)
+                if ptx is not None and m == 0:
+                    ptx_loss = self._ptx_loss(ptx)
+                    loss = loss + self.cfg.ptx_coef * ptx_loss
+                    ptx_value = float(ptx_loss)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite PPO loss at iteration {self.iteration}")
+                par.backward(loss)
+            stats += weight * local.as_tensor()
+        par.clip_grad_norm_(self._params(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return par.sum(stats), ptx_value
+
+    def _params(self) -> list[Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
 
     def step(self, prompts: Sequence[str], metadata: Sequence[dict[str, Any]],
              ptx: tuple[list[str], list[str]] | None = None) -> dict[str, float]:
-        """One iteration on the whole batch's ``prompts`` (the same in every process); returns
-        its metrics. ``ptx``: (prompts, answers) for the PPO-ptx term, split over processes."""
+        """One iteration on the whole batch's ``prompts`` (the same in every process): collect,
+        then update; returns its metrics. ``ptx``: (prompts, answers) for the PPO-ptx term,
+        split over processes."""
         t0 = time.perf_counter()
-        batch = self.collect(prompts, metadata)
+        metrics = self.update(self.collect(prompts, metadata), ptx)
+        metrics["time/iteration"] = time.perf_counter() - t0
+        return metrics
+
+    def update(self, batch: PPOBatch, ptx: tuple[list[str], list[str]] | None = None) -> dict[str, float]:
+        """The PPO epochs over ``batch`` (from ``collect``), then the KL controller's update;
+        returns the iteration's metrics (``time/iteration`` aside: ``step`` adds it)."""
         par = self.parallel
-        rollout: Rollout = batch["rollout"]
-        B = rollout.response_ids.shape[0]
-        mb = min(self.cfg.minibatch_size, B)
         if ptx is not None and self.cfg.ptx_coef > 0:
             share = par.shard(len(ptx[0]))
             ptx = (list(ptx[0][share]), list(ptx[1][share]))
@@ -280,51 +351,18 @@ class PPOTrainer:
         self.policy.model.train(train_mode)
         self.value.train(train_mode)
         t = time.perf_counter()
-        stat_names = ["loss/policy", "loss/value", "policy/entropy", "policy/clip_frac", "value/clip_frac",
-                      "policy/approx_kl"]
-        stat_sum = torch.zeros(len(stat_names), dtype=torch.float64)
+        B = batch.rollout.response_ids.shape[0]
+        mb = min(self.cfg.minibatch_size, B)
+        stat_sum = UpdateStats.zeros()
         ptx_sum, n_minibatches, stopped = 0.0, 0, False
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for _ in range(self.cfg.ppo_epochs):
-            perm = torch.randperm(B, generator=self.permutations).to(rollout.response_ids.device)
+            perm = torch.randperm(B, generator=self.permutations).to(batch.rollout.response_ids.device)
             for start in range(0, B, mb):
-                idx_mb = perm[start : start + mb]
-                mask_mb = rollout.response_mask[idx_mb]
-                denominator = loss_denominator(mask_mb, self.cfg.loss_aggregation)
-                n_tokens = mask_mb.sum().float()
-                mine = idx_mb[par.rank :: par.world]  # this process's rows of the minibatch
-                pieces = torch.tensor_split(mine, self.cfg.grad_accum)
-                self.optimizer.zero_grad(set_to_none=True)
-                mb_stats = torch.zeros(len(stat_names), dtype=torch.float64)
-                for m, idx in enumerate(pieces):
-                    # A process with no row here still runs forward and backward (weight 0):
-                    # DDP's all-reduce needs every process.
-                    weight = 1.0 if len(idx) else 0.0
-                    idx = idx if len(idx) else idx_mb[:1]
-                    sync = par.no_sync(self.train_policy, self.train_value) if m < len(pieces) - 1 \
-                        else contextlib.nullcontext()
-                    with sync:
-                        loss, stats = self._local_loss(batch, idx, denominator, n_tokens)
-                        # DDP averages gradients over processes; the shares must add up.
-                        loss = loss * (weight * par.world)
-                        if ptx is not None and m == 0:
-                            from fgrlhf.train.sft import sft_loss
-
-                            with par.autocast():
-                                ptx_loss = sft_loss(self.policy, ptx[0], ptx[1], model=self.train_policy)
-                            loss = loss + self.cfg.ptx_coef * ptx_loss
-                            ptx_sum += float(ptx_loss)
-                        if not torch.isfinite(loss):
-                            raise FloatingPointError(f"non-finite PPO loss at iteration {self.iteration}")
-                        par.backward(loss)
-                    mb_stats += weight * stats.double().cpu()
-                par.clip_grad_norm_(params, self.cfg.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                mb_stats = par.sum(mb_stats)  # the whole minibatch's statistics, in every process
+                mb_stats, ptx_value = self._minibatch_update(batch, perm[start : start + mb], ptx)
                 stat_sum += mb_stats
+                ptx_sum += ptx_value
                 n_minibatches += 1
-                if self.cfg.kl_stop is not None and float(mb_stats[-1]) > self.cfg.kl_stop:
+                if self.cfg.kl_stop is not None and UpdateStats.from_tensor(mb_stats).approx_kl > self.cfg.kl_stop:
                     stopped = True
                     break
             if stopped:
@@ -332,29 +370,39 @@ class PPOTrainer:
         update_s = time.perf_counter() - t
         self.policy.model.eval()
         self.value.eval()
-        mask = rollout.response_mask
-        mean_kl = float(batch["kl"].sum(-1).mean())  # per-sequence KL (already 0 at padding)
+        mean_kl = float(batch.kl.sum(-1).mean())  # per-sequence KL (already 0 at padding)
         self.kl_ctl.update(mean_kl, B)
-        metrics = {k: float(v) / max(n_minibatches, 1) for k, v in zip(stat_names, stat_sum)}
+        metrics = UpdateStats.from_tensor(stat_sum).metrics(n_minibatches)
         metrics["loss/ptx"] = float(par.sum(torch.tensor(ptx_sum / max(n_minibatches, 1)))) / par.world
-        reward = batch["reward"]
-        for k_i, k in enumerate(reward.categories):
-            metrics[f"reward/{k}"] = float(reward.per_category[..., k_i].sum(-1).mean())
+        metrics.update(batch_metrics(batch))
         metrics.update({
-            "reward/total": float(reward.total.sum(-1).mean()),
-            "reward/penalised": float((reward.total - self.kl_ctl.kl_coef * batch["kl"]).mul(mask).sum(-1).mean()),
-            "kl/sequence": mean_kl, "kl/coef": self.kl_ctl.kl_coef,
-            "length/tokens": float(mask.sum(-1).float().mean()),
-            # Responses with no text (EOS first, or nothing generated): no segment to reward.
-            "length/empty": sum(1 for x in batch["texts"] if not x.strip()) / max(len(batch["texts"]), 1),
-            "prompts/truncated": float(rollout.truncated_prompts),
+            "kl/coef": self.kl_ctl.kl_coef,
             "ppo/early_stopped": float(stopped), "lr": self.scheduler.get_last_lr()[0],
-            **{f"time/{k}": v for k, v in batch["timings"].items()},
-            "time/update": update_s, "time/iteration": time.perf_counter() - t0,
+            **{f"time/{k}": v for k, v in batch.timings.items()},
+            "time/update": update_s,
         })
         if par.world > 1:
-            metrics["parallel/divergence"] = par.divergence(params)
+            metrics["parallel/divergence"] = par.divergence(self._params())
         self.iteration += 1
         if not all(math.isfinite(v) for v in metrics.values()):
             raise FloatingPointError(f"non-finite metric at iteration {self.iteration}: {metrics}")
         return metrics
+
+
+def batch_metrics(batch: PPOBatch) -> dict[str, float]:
+    """What a collected batch says by itself: rewards per response (per category, total, and
+    penalised: the rewards GAE read, before any whitening), KL and lengths."""
+    mask = batch.rollout.response_mask  # [B, T]
+    reward = batch.reward
+    metrics = {f"reward/{k}": float(reward.per_category[..., k_i].sum(-1).mean())
+               for k_i, k in enumerate(reward.categories)}
+    metrics.update({
+        "reward/total": float(reward.total.sum(-1).mean()),
+        "reward/penalised": float(batch.rewards.sum(-1).mean()),  # already 0 at padding
+        "kl/sequence": float(batch.kl.sum(-1).mean()),  # per-sequence KL (already 0 at padding)
+        "length/tokens": float(mask.sum(-1).float().mean()),
+        # Responses with no text (EOS first, or nothing generated): no segment to reward.
+        "length/empty": sum(1 for x in batch.texts if not x.strip()) / max(len(batch.texts), 1),
+        "prompts/truncated": float(batch.rollout.truncated_prompts),
+    })
+    return metrics

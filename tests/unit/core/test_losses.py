@@ -159,6 +159,32 @@ def test_value_loss_gradient_hand():
     assert v.grad.tolist()[0] == pytest.approx([0.0, 1 / 3, -2 / 3, 0.0], abs=1e-12)
 
 
+def test_value_clip_fraction_ignores_rounding_inside_the_range():
+    # |V − V_old| = 0.054 < 0.2: nothing is clipped. In float32, V_old + (V − V_old) rounds to
+    # one ulp away from V, and that rounded copy's squared error is the larger one: comparing
+    # the squared errors alone counted this token as clipped (a fraction of 1.0).
+    def t(x):
+        return torch.tensor([[x]], dtype=torch.float32)
+
+    mask = torch.tensor([[True]])
+    v, old, ret = t(0.003994009457528591), t(-0.05006125941872597), t(-0.20949408411979675)
+    assert float(old + torch.clamp(v - old, -0.2, 0.2)) != float(v)  # the rounding the case is about
+    loss, frac = value_loss(v, old, ret, mask, 0.2)
+    assert frac.item() == 0.0
+    assert loss.item() == pytest.approx(0.5 * (0.003994009457528591 + 0.20949408411979675) ** 2, rel=1e-6)
+
+
+def test_value_clip_fraction_counts_only_moves_beyond_the_range():
+    # Three tokens, ε = 0.2, R = 0:
+    #   V_old 0, V 0.5  → moved 0.5 > ε, V^clip = 0.2: (0.2)² < (0.5)², unclipped taken → not counted
+    #   V_old 1, V 0.5  → moved 0.5 > ε, V^clip = 0.8: (0.8)² > (0.5)², clipped taken   → counted
+    #   V_old 1, V 0.9  → moved 0.1 < ε: inside the range                                → not counted
+    v = torch.tensor([[0.5, 0.5, 0.9]])
+    old = torch.tensor([[0.0, 1.0, 1.0]])
+    _, frac = value_loss(v, old, torch.zeros_like(v), torch.ones_like(v, dtype=torch.bool), 0.2)
+    assert frac.item() == pytest.approx(1 / 3)
+
+
 # ---------------------------------------------------------------- aggregation
 
 # Ragged mask: row 0 has 3 real tokens, row 1 has 1, row 2 none (an empty generation).

@@ -9,9 +9,7 @@ from fgrlhf.data.rm_examples import (
     ERROR,
     IGNORE,
     NO_ERROR,
-    _bag,
     completeness_examples,
-    containment,
     factuality_examples,
     preference_examples,
     relevance_examples,
@@ -64,11 +62,6 @@ def test_preference_pairs_skip_ties():
     # order 1v2, 1v3, 1v4, 2v3, 2v4, 3v4 → (0,1), (2,0), tie, (1,2), (3,1), tie
     assert p.pairs == [(0, 1), (2, 0), (1, 2), (3, 1)]
     assert preference_examples([_example("a", preference=(0,) * 6)]) == []
-
-
-def test_containment():
-    assert containment(_bag("The sky is blue"), _bag("the SKY is very blue today")) == 1.0
-    assert containment(_bag("a a b"), _bag("a b")) == pytest.approx(2 / 3)
 
 
 def test_completeness_coverage_by_hand(segmenter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fgrlhf.policy import Policy, SamplingConfig, response_mask_from_ids
+from fgrlhf.policy import Policy, Rollout, SamplingConfig, response_mask_from_ids
 
 PROMPTS = ["question: who sang it? context: a song", "question: when was the tower built in paris, france?"]
 
@@ -86,3 +86,18 @@ def test_sampling_is_reproducible_with_a_seed(tiny_seq2seq):
     b = tiny_seq2seq.generate(PROMPTS, cfg)
     assert torch.equal(a.response_ids, b.response_ids)
     assert a.response_ids.shape[0] == 4
+
+
+def test_rollout_select_takes_rows_in_the_given_order():
+    # Three rows answering prompts 0, 0, 1 (two samples of the first prompt).
+    q = torch.tensor([[0, 11], [0, 11], [21, 22]])
+    r = torch.tensor([[1, 2, 9], [3, 9, 9], [4, 5, 6]])
+    rollout = Rollout(["p0", "p1"], [0, 0, 1], q, q != 0, r, r != 9, truncated_prompts=1)
+    for idx in (torch.tensor([2, 0]), [2, 0]):
+        sub = rollout.select(idx)
+        assert sub.prompts == ["p0", "p1"] and sub.prompt_index == [1, 0]
+        assert sub.query_ids.tolist() == [[21, 22], [0, 11]]
+        assert sub.query_mask.tolist() == [[True, True], [False, True]]
+        assert sub.response_ids.tolist() == [[4, 5, 6], [1, 2, 9]]
+        assert sub.response_mask.tolist() == [[True, True, True], [True, True, False]]
+        assert sub.truncated_prompts == 0

@@ -135,6 +135,36 @@ def test_running_normalizer_is_independent_of_batching():
     assert whole.state_dict() == pytest.approx(parts.state_dict(), rel=1e-9)
 
 
+def test_distribute_makes_running_normalisers_see_every_process():
+    """A stand-in for a second process: ``gather`` appends its scores (2.0 and 4.0) to this
+    process's, so the statistics are those of all four scores, as in one process."""
+    other = torch.tensor([2.0, 4.0])
+    running, fixed = RunningNormalizer(), FixedNormalizer(mean=-1.0, std=0.5)
+    agg = RewardAggregator({"a": LengthReward(target_words=4), "b": LengthReward(target_words=4)},
+                           normalizers={"a": running, "b": fixed})
+    agg.distribute(lambda v: torch.cat([v, other.to(v.dtype)]))
+    agg(_inputs(), _decoded_by_words(TEXTS))
+    # this process's raw scores are -1.5 and -0.5 (see above): mean of all four = 1.0,
+    # population variance = (6.25 + 2.25 + 1 + 9) / 4 = 4.625
+    assert running.count == 4
+    assert running.mean == pytest.approx(1.0)
+    assert running.std == pytest.approx(4.625 ** 0.5)
+    assert fixed.state_dict() == {"mean": -1.0, "std": 0.5}  # keeps no statistics, untouched
+    running.set_gather(None)
+    agg(_inputs(), _decoded_by_words(TEXTS))
+    assert running.count == 6  # this process's two scores only
+
+
+def test_fixed_normalizer_standardizes_floats_and_tensors_alike():
+    norm = FixedNormalizer(mean=1.0, std=0.5)
+    assert norm.standardize(2.0) == 2.0
+    assert norm.standardize(2.0, scale=0.3) == pytest.approx(0.6)
+    scores = torch.tensor([[2.0, 0.0]])
+    assert norm(scores, torch.ones_like(scores, dtype=torch.bool)).tolist() == [[2.0, -2.0]]
+    with pytest.raises(ValueError, match="std must be positive"):
+        FixedNormalizer(std=0.0)
+
+
 def test_user_reward_with_its_own_segmenter():
     from plugins.lab_rewards import CommaPieceCount
 

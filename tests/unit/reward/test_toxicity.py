@@ -10,12 +10,16 @@ from fgrlhf.reward import RewardAggregator, RewardInputs, RewardModel, build_rew
 from fgrlhf.reward.learned import RMMetadata, SequenceReward
 from fgrlhf.reward.toxicity import (
     PERSPECTIVE_KEY_ENV,
+    FastTextToxicityScorer,
     HolisticToxicityReward,
+    OfflineToxicityScorer,
     PerspectiveReward,
     PerspectiveScorer,
     SentenceToxicityReward,
     ToxicityScorer,
     holistic_rewards,
+    load_toxicity_scorer,
+    ngram_buckets,
     perspective_request_body,
     perspective_toxicity,
     prefix_delta_rewards,
@@ -196,6 +200,31 @@ def test_reward_config_builds_and_aggregates(scorer, tmp_path, minilm_tokenizer)
         expected = -(loaded.toxicity([text.rstrip()])[0] - loaded.toxicity([""])[0])
         assert float(out.total[b].sum()) == pytest.approx(expected, abs=1e-5)
         assert int((out.total[b] != 0).sum()) == len(out.spans["toxicity"][b])
+
+
+def test_fasttext_scorer_fills_the_offline_contract_without_subclassing(scorer, tmp_path):
+    from fgrlhf.data.rtp import RTPSplit
+
+    torch.manual_seed(0)
+    fast = FastTextToxicityScorer.new(buckets=64, dim=4, device="cpu")
+    assert not isinstance(fast, ToxicityScorer)
+    assert isinstance(fast, OfflineToxicityScorer) and isinstance(scorer, OfflineToxicityScorer)
+    # n-grams: words and punctuation lower-cased, then the bigrams; crc32 buckets
+    import zlib
+
+    assert ngram_buckets("Fool!", 64) == [zlib.crc32(g.encode()) % 64 for g in ("fool", "!", "fool !")]
+    assert ngram_buckets("   ", 64) == [0]
+    together = fast.toxicity(TEXTS)
+    assert together == pytest.approx([fast.toxicity([t])[0] for t in TEXTS], abs=1e-6)
+    split = RTPSplit([1], [2], [3], [4], seed=0, threshold=0.5, source="s", fingerprint="f")
+    ckpt = fast.save(tmp_path / "fast", toxicity_metadata("fasttext", 0), split)
+    assert sorted(p.name for p in ckpt.iterdir()) == ["bag_of_ngrams.safetensors", "fgrlhf_rm.json", "split.json"]
+    assert RTPSplit.load(ckpt / "split.json") == split
+    loaded = load_toxicity_scorer(ckpt, device="cpu")
+    assert isinstance(loaded, FastTextToxicityScorer) and loaded.batch_size == 256
+    assert loaded.meta.extra == {"buckets": 64, "dim": 4}
+    assert loaded.toxicity(TEXTS) == pytest.approx(together, abs=1e-6)
+    assert not any(p.requires_grad for p in loaded.model.parameters())
 
 
 # --- Perspective (no network here: only what needs none) -------------------------------------

@@ -1,0 +1,118 @@
+"""LoRA adapters (through PEFT) on any policy, causal or seq2seq.
+
+With ``policy.lora.r > 0`` the policy's weights stay frozen and only low-rank adapters train
+(Hu et al. 2021). The reference policy of PPO's KL penalty is then the same model with its
+adapters switched off (``AdaptersOff``), not a second copy of the weights: for a 270M-parameter
+policy that saves a full model's memory. ``quantize_4bit`` loads the frozen base in 4-bit
+NF4 (QLoRA, Dettmers et al. 2023; bitsandbytes, CUDA only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass
+class LoRAConfig:
+    RULES: ClassVar[dict[str, str]] = {"r": ">= 0", "alpha": "> 0", "dropout": "[0, 1)"}
+
+    r: int = 0  # adapter rank; 0: no adapters (full fine-tuning)
+    alpha: float = 32.0  # scale alpha / r
+    dropout: float = 0.0
+    # Module names (or "all-linear": every linear layer of the trunk, not the LM head).
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    quantize_4bit: bool = False  # QLoRA: the frozen base in 4-bit NF4 (CUDA and bitsandbytes)
+
+    @property
+    def enabled(self) -> bool:
+        return self.r > 0
+
+
+def peft_config(cfg: LoRAConfig, kind: str):
+    from peft import LoraConfig, TaskType
+
+    targets: Any = cfg.target_modules
+    if list(targets) == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
+                      task_type=TaskType.SEQ_2_SEQ_LM if kind == "seq2seq" else TaskType.CAUSAL_LM)
+
+
+def apply_lora(model: nn.Module, cfg: LoRAConfig, kind: str) -> nn.Module:
+    """``model`` with fresh adapters (initialised so that the model's output is unchanged);
+    only the adapters require gradients."""
+    from peft import get_peft_model
+
+    if cfg.quantize_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    return get_peft_model(model, peft_config(cfg, kind))
+
+
+def has_adapters(model: nn.Module) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+def quantization_config(cfg: LoRAConfig, device: Any):
+    """The 4-bit loading config for QLoRA, or ``None``; a clear error off CUDA."""
+    if not cfg.quantize_4bit:
+        return None
+    import torch
+
+    from fgrlhf.errors import ConfigError
+
+    if str(device).split(":")[0] != "cuda" or not torch.cuda.is_available():
+        raise ConfigError(f"policy.lora.quantize_4bit=true (QLoRA) needs a CUDA device and bitsandbytes; "
+                          f"this run is on {device}. Use policy.lora.quantize_4bit=false on CPU")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise ConfigError("policy.lora.quantize_4bit=true needs bitsandbytes: pip install bitsandbytes") from err
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+class AdaptersOff:
+    """The reference policy as a view of the policy's model with its adapters switched off:
+    called like a model, it returns the frozen base model's outputs. Nothing is copied."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        with self.model.disable_adapter():
+            return self.model(*args, **kwargs)
+
+    def eval(self) -> AdaptersOff:
+        return self
+
+    def parameters(self):  # the frozen base's weights, for device and dtype look-ups
+        return (p for n, p in self.model.named_parameters() if "lora_" not in n)
+
+
+def merged_model(model: nn.Module) -> nn.Module:
+    """A plain model with the adapters folded into its weights (``W + (alpha/r)·B·A``), for
+    export: it loads anywhere without PEFT. The adapters of ``model`` are left in place."""
+    import copy
+
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def load_adapters(base: nn.Module, adapter_dir: str | Path, trainable: bool = True) -> nn.Module:
+    """``base`` with the adapters saved in ``adapter_dir`` (by ``save_pretrained`` of a PEFT model)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
