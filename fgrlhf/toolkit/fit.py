@@ -97,9 +97,9 @@ class EarlyStopping:
 def fit(model: nn.Module, loss: Callable[[Sequence[int]], torch.Tensor | None], batches: Batches,
         cfg: FitConfig, optimizer: Callable[[int], tuple[torch.optim.Optimizer, Any]], *,
         evaluate: Callable[[int, int], Any] | None = None, evals_per_epoch: int = 1,
-        patience: int | None = None, monitor: str = "accuracy", logger=None, prefix: str = "train", log_next_lr: bool = False,
-        bf16: bool | None = None, max_minutes: float | None = None, desc: str = "epoch",
-        progress: bool = True) -> FitResult:
+        patience: int | None = None, monitor: str = "accuracy", logger=None, prefix: str = "train",
+        log_next_lr: bool = False, bf16: bool | None = None, max_minutes: float | None = None,
+        desc: str = "epoch", progress: bool = True) -> FitResult:
     """Train ``model`` for ``cfg.epochs`` epochs; returns what happened.
 
     ``loss(indices)``: the loss of one minibatch of training indices, or None when it has
@@ -114,7 +114,7 @@ def fit(model: nn.Module, loss: Callable[[Sequence[int]], torch.Tensor | None], 
     ``logger.log`` gets ``{prefix}/loss`` and ``{prefix}/lr`` every step: the rate the step
     used, or with ``log_next_lr`` the one the next step will use.
     ``bf16``: autocast setting for ``loss`` (default ``cfg.bf16``); pass False when the model
-    autocasts its own forward passes.
+    autocasts its own forward passes. A non-finite loss stops training (``FloatingPointError``).
     """
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -28,6 +28,8 @@ from fgrlhf.toolkit.save import save_model_dir
 
 @dataclass
 class OptimConfig(FitConfig):
+    """A reward model's training: an encoder under a new head, early stopping on dev."""
+
     weight_decay: float = 0.01
     epochs: int = 4
     batch_size: int = 8  # answers (segment models) or questions (ranking models) per step

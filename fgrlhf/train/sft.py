@@ -21,6 +21,8 @@ from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 
 @dataclass
 class SFTConfig(FitConfig):
+    """Supervised fine-tuning of a whole policy: warmup in steps, dev loss per epoch."""
+
     lr: float = 1e-4
     epochs: int = 3
     warmup_steps: int = 20

@@ -24,6 +24,9 @@ from fgrlhf.train.rm import encoder_optimizer, freeze_lower_layers
 
 @dataclass
 class ScorerOptimConfig(FitConfig):
+    """The toxicity scorer's training: an encoder (or a bag of n-grams) under a new head,
+    every epoch to the end (no dev split)."""
+
     head_lr: float = 1e-3  # the new head: a fine-tuning rate would move it too slowly in one epoch
     weight_decay: float = 0.01
     batch_size: int = 32
