@@ -15,7 +15,7 @@ iterations after one warm-up iteration, for both rewards, and their ratio (targe
 iteration: fine-grained ≤ 1.5× holistic).
 
 Setup, the same for both rewards:
-- policy: ``--policy`` (default the MiniLM encoder-decoder of ``fgrlhf.cli.sft.base_checkpoint``,
+- policy: ``--policy`` (default the MiniLM encoder-decoder of ``fgrlhf.policy.checkpoint.base_checkpoint``,
   built once under runs/base/; ``tiny_gpt2`` or a checkpoint path, e.g. an SFT run, also work),
   its prompt-length limit and value-model arrangement from ``conf/policy/<name>.yaml`` (MiniLM:
   256 tokens, separate value model; ``--value`` overrides), a frozen reference copy;
@@ -26,9 +26,9 @@ Setup, the same for both rewards:
 - PPO: ``PPOConfig()`` (the paper's preset: 4 epochs, minibatch 8), seed 0, torch threads fixed.
 - reward models: the checkpoints in ``--rm-dir`` (default runs/rm/{relevance,factuality,
   completeness,preference}) where they exist; a missing one is made in a temporary folder by
-  ``fgrlhf-rm``'s own ``run`` (its Hydra config composed in this process), trained for one step
-  on the first 16 bundled questions: the same architecture, tokenizer and metadata as a real run, and the
-  speed of scoring does not depend on the weights. Each model's settings (scale, label values,
+  ``fgrlhf-rm``'s recipe ``fgrlhf.train.rm_run.run`` (its Hydra config composed in this
+  process), trained for one step on the first 16 bundled questions: the same architecture,
+  tokenizer and metadata as a real run, and the speed of scoring does not depend on the weights. Each model's settings (scale, label values,
   ``bf16``) come from the reward config; ``--rm-bf16 on|off`` overrides ``bf16``.
 
 Each reward's trainer lives in a process of its own, so that its peak memory is its own; the
@@ -91,27 +91,29 @@ def reward_checkpoints(rm_dir: Path, scratch: Path, threads: int) -> dict[str, t
             feedback.write_text(json.dumps(data))
         path = scratch / "rm" / category
         t = time.perf_counter()
-        # fgrlhf-rm's own entry point (its Hydra config, composed here rather than in a new
-        # process) on the first N_QUESTIONS questions, one optimizer step (one batch holds every
+        # fgrlhf-rm's recipe (fgrlhf.train.rm_run.run, with the app's Hydra config composed here
+        # rather than in a new process) on the first N_QUESTIONS questions, one optimizer step (one batch holds every
         # training example), float32: the weights do not change how long scoring takes. Dev
         # needs a few questions: R3's ranking pairs are sparse.
-        train_rm([f"rm={category}", f"feedback_file={feedback}", f"checkpoint={path}", "dev_questions=6",
-                  "test_questions=2", "rm.optim.epochs=1", f"rm.optim.batch_size={N_QUESTIONS}",
+        train_rm([f"rm={category}", f"feedback_file={feedback}", f"checkpoint={path}", "split.dev_questions=6",
+                  "split.test_questions=2", "rm.optim.epochs=1", f"rm.optim.batch_size={N_QUESTIONS}",
                   "rm.optim.bf16=false", "wandb.mode=disabled", f"threads={threads}"], scratch / category)
         out[category] = (path, f"untrained stand-in, 1 step of fgrlhf-rm ({time.perf_counter() - t:.0f} s)")
     return out
 
 
 def train_rm(overrides: list[str], workdir: Path) -> None:
-    """``fgrlhf-rm OVERRIDES`` in this process, its printout kept unless it fails."""
+    """``fgrlhf-rm OVERRIDES`` in this process (the app's config, the library's recipe), its
+    printout kept unless it fails."""
     import contextlib
     import io
 
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from fgrlhf.cli.rm import RMAppConfig, run
+    from fgrlhf.cli.rm import RMAppConfig
     from fgrlhf.paths import register_resolvers
+    from fgrlhf.train.rm_run import run
 
     register_resolvers()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -189,9 +191,9 @@ def serve(args) -> None:
     import transformers
     from omegaconf import OmegaConf
 
-    from fgrlhf.policy.checkpoint import LOCAL_INITS, base_checkpoint
     from fgrlhf.data.tasks import qa_feedback_task, split_task
     from fgrlhf.policy import Policy, SamplingConfig, ValueModel, make_reference
+    from fgrlhf.policy.checkpoint import LOCAL_INITS, base_checkpoint
     from fgrlhf.train.ppo import PPOConfig, PPOTrainer
 
     transformers.logging.set_verbosity_error()

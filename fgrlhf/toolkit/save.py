@@ -1,4 +1,5 @@
-"""Atomic model folders: written beside the target, then renamed into place."""
+"""Atomic model folders: written beside the target, then renamed into place; and the
+portable form of what a checkpoint's JSON records (data paths, configs)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fgrlhf.paths import PROJECT_ROOT
 
 # Written last into a folder being saved: its presence proves the folder is whole.
 COMPLETE_MARKER = ".complete"
@@ -69,3 +71,19 @@ def intact_dir(directory: str | Path) -> Path | None:
         return tmp
     old = directory.with_name(directory.name + ".old")
     return old if old.is_dir() else None
+
+
+def portable_path(path: str | Path) -> str:
+    """``path`` as a checkpoint records it: relative to the project root when it lies under
+    it (the bundled data), so the record reads the same on every machine; else absolute."""
+    source = Path(path).resolve()
+    return str(source.relative_to(PROJECT_ROOT)) if source.is_relative_to(PROJECT_ROOT) else str(source)
+
+
+def plain_config(node) -> dict[str, Any]:
+    """A config dataclass or OmegaConf node as a plain dict, for a checkpoint's JSON record."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node) if OmegaConf.is_config(node) else asdict(node)  # type: ignore[return-value]

@@ -10,9 +10,6 @@ tokenizer and an ``fgrlhf_rm.json``.
 
 from __future__ import annotations
 
-import copy
-import math
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,27 +19,25 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
-from fgrlhf.device import resolve_bf16
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
-from fgrlhf.toolkit.save import atomic_save_dir
+from fgrlhf.toolkit.fit import FitConfig, autocast, fit, minibatches
+from fgrlhf.toolkit.optim import build_adamw, make_scheduler
+from fgrlhf.toolkit.save import save_model_dir
 
 
 @dataclass
-class OptimConfig:
-    lr: float = 5e-5
+class OptimConfig(FitConfig):
+    """A reward model's training: an encoder under a new head, early stopping on dev."""
+
     weight_decay: float = 0.01
     epochs: int = 4
     batch_size: int = 8  # answers (segment models) or questions (ranking models) per step
     warmup_ratio: float = 0.1
-    grad_clip: float = 1.0
     patience: int = 2  # evaluations without dev improvement before stopping
     evals_per_epoch: int = 2
-    seed: int = 0
     error_class_weight: float = 1.0  # >1 weighs the error class up in the segment loss
     freeze_layers: int = 0  # freeze the embeddings and this many lowest encoder layers (0: none)
-    bf16: bool | None = None  # bfloat16 autocast for forward passes; null: where it is fast
-    # (CUDA, or a CPU with AVX-512 BF16/AMX; elsewhere it is ~5× slower). Weights stay float32.
     head_lr: float | None = None  # learning rate of the new head (default: lr); a few hundred
     # examples move a randomly initialised head too slowly at an encoder's fine-tuning rate
 
@@ -145,26 +140,14 @@ def freeze_lower_layers(model, n_layers: int) -> int:
     return frozen
 
 
-def _optimizer(model, cfg: OptimConfig, total_steps: int):
-    encoder_ids = {id(p) for p in model.base_model.parameters()}
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            is_head = id(p) not in encoder_ids
-            decays = not (p.ndim < 2 or "LayerNorm" in name or "norm" in name)
-            groups.setdefault((is_head, decays), []).append(p)
-    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr
-    opt = torch.optim.AdamW([{"params": ps, "lr": head_lr if is_head else cfg.lr,
-                              "weight_decay": cfg.weight_decay if decays else 0.0}
-                             for (is_head, decays), ps in groups.items()])
+def encoder_optimizer(model, trunk, cfg, total_steps: int):
+    """AdamW for a pretrained encoder ``trunk`` under a new head (``cfg.head_lr``), no decay
+    on biases and norms; linear warmup over ``cfg.warmup_ratio`` of the steps (at least
+    one), then linear decay to 0. ``cfg``: an ``OptimConfig`` or any config with its
+    ``lr``, ``weight_decay``, ``head_lr`` and ``warmup_ratio``."""
+    opt = build_adamw(model, cfg.lr, cfg.weight_decay, head_lr=cfg.head_lr, trunk=trunk, decay_norms=False)
     warmup = max(1, int(cfg.warmup_ratio * total_steps))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    return opt, make_scheduler(opt, warmup, total_steps, decay_after_warmup=True)
 
 
 @torch.no_grad()
@@ -195,86 +178,31 @@ def predict_rankings(model, inputs: Sequence[Sequence[Window]], pad_id: int, dev
     return out
 
 
-class _EarlyStopper:
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.best = -math.inf
-        self.best_state = None
-        self.best_step = -1
-        self.bad = 0
-
-    def update(self, value: float, model, step: int) -> bool:
-        """Record a dev value; True when training should stop."""
-        if value > self.best:
-            self.best, self.best_step, self.bad = value, step, 0
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        else:
-            self.bad += 1
-        return self.bad > self.patience
-
-
-def _eval_points(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
-    k = max(1, min(evals_per_epoch, steps_per_epoch))
-    return {round((i + 1) * steps_per_epoch / k) - 1 for i in range(k)}
-
-
-def _autocast(cfg: OptimConfig, model):
-    device = next(model.parameters()).device
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_bf16(cfg.bf16, device))
-
-
 def _fit(model, n_train: int, batch_loss, evaluate, describe, cfg: OptimConfig, logger=None) -> dict:
-    """The loop both kinds share: shuffled minibatches of training indices, AdamW with warmup
-    and linear decay, grad-norm clipping, ``evals_per_epoch`` dev evaluations per epoch, early
-    stopping on the dev ``accuracy`` key, and the best state restored at the end.
+    """Both kinds: ``fgrlhf.toolkit.fit`` over shuffled minibatches of training indices,
+    ``evals_per_epoch`` dev evaluations (under the training's autocast) per epoch, early
+    stopping on the dev ``accuracy`` and the best state restored at the end.
 
     ``batch_loss(indices)`` returns the loss of a minibatch (None if it has nothing to learn);
     ``evaluate()`` returns dev metrics holding ``accuracy``; ``describe(metrics)`` a log line.
     """
-    rng = random.Random(cfg.seed)
-    torch.manual_seed(cfg.seed)
     freeze_lower_layers(model, cfg.freeze_layers)
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
-    opt, sched = _optimizer(model, cfg, steps_per_epoch * cfg.epochs)
-    stopper = _EarlyStopper(cfg.patience)
-    evals = _eval_points(steps_per_epoch, cfg.evals_per_epoch)
-    history, step, t0 = [], 0, time.time()
-    stop = False
-    for epoch in range(cfg.epochs):
-        order = list(range(n_train))
-        rng.shuffle(order)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
-        for i in bar:
-            model.train()
-            with _autocast(cfg, model):
-                loss = batch_loss(order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
-            if loss is not None:
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                if logger:
-                    logger.log({"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]}, step)
-            sched.step()
-            if i in evals:
-                with _autocast(cfg, model):
-                    m = evaluate()
-                m.update(epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1))
-                history.append(m)
-                if logger:
-                    logger.log({f"dev/{k}": v for k, v in m.items()}, step)
-                tqdm.write(f"  step {step}: {describe(m)}")
-                if stopper.update(m["accuracy"], model, step):
-                    stop = True
-                    break
-            step += 1
-        if stop:
-            break
-    if stopper.best_state is not None:
-        model.load_state_dict(stopper.best_state)
-    return {"history": history, "best_step": stopper.best_step, "best_dev_accuracy": stopper.best,
-            "seconds": round(time.time() - t0, 1)}
+    t0 = time.time()
+
+    def dev(epoch: int, step: int) -> dict:
+        with autocast(model, cfg.bf16):
+            m = evaluate()
+        m.update(epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1))
+        if logger:
+            logger.log({f"dev/{k}": v for k, v in m.items()}, step)
+        tqdm.write(f"  step {step}: {describe(m)}")
+        return m
+
+    result = fit(model, batch_loss, lambda rng: minibatches(n_train, cfg.batch_size, rng), cfg,
+                 lambda total: encoder_optimizer(model, model.base_model, cfg, total), evaluate=dev,
+                 evals_per_epoch=cfg.evals_per_epoch, patience=cfg.patience, logger=logger)
+    return {"history": result.history, "best_step": result.best_step, "best_dev_accuracy": result.best_value,
+            "seconds": result.seconds}
 
 
 def train_segment_model(model, train: Sequence[LabelledWindow], dev: Sequence[LabelledWindow], pad_id: int,
@@ -338,10 +266,4 @@ def train_ranking_model(model, train: Sequence[Sequence[Window]], train_ex: Sequ
 def save_checkpoint(model, tokenizer, meta: RMMetadata, directory) -> None:
     """Hugging Face format (safetensors) + tokenizer + fgrlhf_rm.json, written atomically:
     an interrupted save never leaves a half checkpoint."""
-
-    def write(tmp) -> None:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        meta.save(tmp)
-
-    atomic_save_dir(directory, write)
+    save_model_dir(directory, model, tokenizer, extra=meta.save)

@@ -7,9 +7,6 @@ the PPO-ptx term read prompts and responses identically.
 
 from __future__ import annotations
 
-import math
-import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,22 +14,20 @@ import torch
 from tqdm import tqdm
 
 from fgrlhf.core.masked import masked_mean
-from fgrlhf.device import resolve_bf16
 from fgrlhf.policy.model import Policy
+from fgrlhf.toolkit.fit import FitConfig, fit, minibatches
+from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(FitConfig):
+    """Supervised fine-tuning of a whole policy: warmup in steps, dev loss per epoch."""
+
     lr: float = 1e-4
-    weight_decay: float = 0.0
     epochs: int = 3
-    batch_size: int = 8
     warmup_steps: int = 20
-    grad_clip: float = 1.0
     max_answer_tokens: int = 128
     max_minutes: float | None = None  # stop early once this much time is spent
-    seed: int = 0
-    bf16: bool | None = None  # bfloat16 autocast; null: where it is fast (see fgrlhf.device)
 
 
 def sft_loss(policy: Policy, prompts: Sequence[str], answers: Sequence[str], max_answer_tokens: int = 128,
@@ -55,50 +50,36 @@ def sft_eval_loss(policy: Policy, pairs: Sequence[tuple[str, str]], cfg: SFTConf
     return total / max(n, 1)
 
 
+def sft_optimizer(model, cfg: SFTConfig, total_steps: int):
+    """AdamW over all of ``model`` at one rate; the learning-rate factor at step s is
+    ``min(1, (s+1)/W) · max(0, 1 − s/T)`` (warmup times a decay from step 0), with
+    ``W = max(1, warmup_steps)`` and ``T = max(1, total_steps)``."""
+    opt = build_adamw(model, cfg.lr, cfg.weight_decay)
+    return opt, make_scheduler(opt, max(1, cfg.warmup_steps), max(1, total_steps))
+
+
 def train_sft(policy: Policy, train: Sequence[tuple[str, str]], dev: Sequence[tuple[str, str]], cfg: SFTConfig,
               logger=None) -> dict:
-    """Fine-tune ``policy`` in place; returns the loss history."""
-    rng = random.Random(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    """Fine-tune ``policy`` in place (``fgrlhf.toolkit.fit``: shuffled minibatches, warmup
+    times linear decay from step 0, dev loss after every epoch); returns the loss history."""
     model = policy.model
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)) * max(0.0, 1 - s / max(1, total)))
-    history = {"dev_loss_before": sft_eval_loss(policy, dev, cfg) if dev else None, "dev_loss": []}
-    t0, step, stopped_early = time.time(), 0, False
-    device_type = policy.device.type
-    bf16 = resolve_bf16(cfg.bf16, policy.device)
-    for epoch in range(cfg.epochs):
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        model.train()
-        bar = tqdm(range(steps_per_epoch), desc=f"sft epoch {epoch + 1}/{cfg.epochs}", unit="step")
-        for i in bar:
-            batch = [train[j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                loss = sft_loss(policy, [p for p, _ in batch], [a for _, a in batch], cfg.max_answer_tokens)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"SFT loss is {float(loss)} at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if logger:
-                logger.log({"sft/loss": loss.item(), "sft/lr": sched.get_last_lr()[0]}, step)
-            step += 1
-            if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
-                stopped_early = True
-                break
-        if dev:
-            history["dev_loss"].append(sft_eval_loss(policy, dev, cfg))
-            if logger:
-                logger.log({"sft/dev_loss": history["dev_loss"][-1]}, step)
-            tqdm.write(f"  epoch {epoch + 1}: dev loss {history['dev_loss'][-1]:.3f}")
-        if stopped_early:
-            break
-    history.update(steps=step, seconds=round(time.time() - t0, 1), stopped_early=stopped_early)
+    history = {"dev_loss_before": sft_eval_loss(policy, dev, cfg) if dev else None}
+
+    def loss(indices):
+        batch = [train[j] for j in indices]
+        return sft_loss(policy, [p for p, _ in batch], [a for _, a in batch], cfg.max_answer_tokens)
+
+    def evaluate(epoch: int, step: int) -> float:
+        value = sft_eval_loss(policy, dev, cfg)
+        if logger:
+            logger.log({"sft/dev_loss": value}, step + 1)
+        tqdm.write(f"  epoch {epoch + 1}: dev loss {value:.3f}")
+        return value
+
+    result = fit(model, loss, lambda rng: minibatches(len(train), cfg.batch_size, rng), cfg,
+                 lambda total: sft_optimizer(model, cfg, total),
+                 evaluate=evaluate if dev else None, logger=logger, prefix="sft", log_next_lr=True,
+                 max_minutes=cfg.max_minutes, desc="sft epoch")
+    history.update(dev_loss=result.history, steps=result.steps, seconds=result.seconds,
+                   stopped_early=result.out_of_time)
     return history

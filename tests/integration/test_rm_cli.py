@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def _rm(tmp_path, *overrides):
     cmd = [sys.executable, "-m", "fgrlhf.cli.rm", f"hydra.run.dir={tmp_path}/hydra", "wandb.mode=offline",
-           "dev_questions=6", "test_questions=8", "rm.optim.epochs=1", "rm.optim.batch_size=8",
+           "split.dev_questions=6", "split.test_questions=8", "rm.optim.epochs=1", "rm.optim.batch_size=8",
            "rm.optim.freeze_layers=1", *overrides]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})

@@ -20,7 +20,7 @@ def test_sft_lowers_dev_loss_and_saves_a_loadable_policy(tmp_path, tiny_gpt2_dir
     out = tmp_path / "sft"
     cmd = [sys.executable, "-m", "fgrlhf.cli.sft", f"hydra.run.dir={tmp_path}/hydra", f"policy.init={base}",
            f"output={out}", "sft.epochs=1", "sft.batch_size=16", "sft.lr=1e-3", "sft.max_answer_tokens=48",
-           "policy.max_prompt_tokens=96", "wandb_mode=offline", "sft.bf16=false"]
+           "policy.max_prompt_tokens=96", "wandb.mode=offline", "sft.bf16=false"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
     assert res.returncode == 0, res.stderr[-3000:]

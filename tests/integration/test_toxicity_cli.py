@@ -32,7 +32,7 @@ def _toxicity(tmp_path, *overrides):
 def test_train_eval_and_load(tmp_path, tiny_bert_dir):
     ckpt = tmp_path / "tox"
     summary, res = _toxicity(tmp_path, f"backbone={tiny_bert_dir}", f"checkpoint={ckpt}", "max_train_texts=256",
-                             "eval_prompts=100", "scorer_test=60", "optim.batch_size=32", "optim.freeze_layers=1",
+                             "split.eval_prompts=100", "split.scorer_test=60", "optim.batch_size=32", "optim.freeze_layers=1",
                              "max_length=64")
     assert "trained in" in res.stdout
     assert summary["split"] == "test" and summary["n_train_texts"] == 256

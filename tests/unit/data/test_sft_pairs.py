@@ -1,11 +1,11 @@
-from fgrlhf.cli.sft import SFTAppConfig, sft_pairs
+from fgrlhf.config import SplitConfig
 from fgrlhf.data.rtp import default_rtp_file, load_rtp, split_rtp
 from fgrlhf.paths import DATA_DIR
+from fgrlhf.train.sft_run import sft_pairs
 
 
 def test_rtp_sft_pairs_never_hold_an_evaluation_prompt():
-    cfg = SFTAppConfig(task="rtp", prompts_file=str(default_rtp_file()), eval_prompts=500, scorer_test=500)
-    pairs = sft_pairs(cfg)
+    pairs = sft_pairs("rtp", default_rtp_file(), SplitConfig(eval_prompts=500, scorer_test=500))
     records = load_rtp()
     split = split_rtp(records, 500, 500, 0)
     eval_prompts = {records[i].prompt.text for i in split.eval_prompts}
@@ -19,6 +19,5 @@ def test_rtp_sft_pairs_never_hold_an_evaluation_prompt():
 
 
 def test_qa_feedback_sft_pairs_are_the_train_and_dev_questions():
-    cfg = SFTAppConfig(task="qa_feedback", prompts_file=str(DATA_DIR / "qa_feedback" / "prompts.json"))
-    pairs = sft_pairs(cfg)
+    pairs = sft_pairs("qa_feedback", DATA_DIR / "qa_feedback" / "prompts.json", SplitConfig())
     assert len(pairs["train"]) == 300 and len(pairs["dev"]) == 40

@@ -1,0 +1,188 @@
+"""The ``fgrlhf-rm`` recipe: train or evaluate one QA-Feedback reward model.
+
+Training splits the feedback file's questions into train/dev/test with a fixed seed (saved
+as ``split.json`` in the checkpoint), early-stops on dev, saves the best state in Hugging Face
+format with its tokenizer and ``fgrlhf_rm.json``, and returns the held-out test metrics.
+Evaluation returns the same metrics for any checkpoint and feedback file.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from fgrlhf.paths import PROJECT_ROOT, run_dir
+from fgrlhf.reward.categories import RM_CATEGORIES
+
+
+def build_examples(category: str, data, segmenter, spec):
+    """The training examples of ``category`` from QA-Feedback records; ``spec`` gives the
+    span and coverage thresholds (``min_error_words``, ``coverage_threshold``)."""
+    from fgrlhf.data import rm_examples as rx
+
+    if category == "relevance":
+        return rx.relevance_examples(data, segmenter, spec.min_error_words)
+    if category == "factuality":
+        return rx.factuality_examples(data, segmenter, spec.min_error_words)
+    if category == "completeness":
+        return rx.completeness_examples(data, segmenter, spec.coverage_threshold)
+    if category == "preference":
+        return rx.preference_examples(data)
+    raise ValueError(f"unknown reward category {category!r}; expected one of {', '.join(RM_CATEGORIES)}")
+
+
+def select(records, idx: list[int]):
+    """The records whose question is one of ``idx``."""
+    keep = set(idx)
+    return [r for r in records if r.qid in keep]
+
+
+def run(cfg) -> dict[str, Any]:
+    """Train (``cfg.mode=train``) or evaluate (``eval``) the reward model ``cfg.rm.category``;
+    ``cfg``: the ``fgrlhf-rm`` schema (``fgrlhf.cli.rm.RMAppConfig``). Returns the summary."""
+    import torch
+    import transformers
+
+    from fgrlhf.data import load_feedback
+    from fgrlhf.device import default_device
+    from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+
+    spec = cfg.rm
+    if spec.category not in RM_CATEGORIES:
+        raise ValueError(f"rm.category={spec.category!r}; expected one of {', '.join(RM_CATEGORIES)}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    transformers.logging.set_verbosity_error()  # the new-head load report is expected here
+    device = torch.device(cfg.device) if cfg.device else default_device()
+    data = load_feedback(cfg.feedback_file)
+    questions = [ex.question for ex in data]
+    segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
+    examples = build_examples(spec.category, data, segmenter, spec)
+    checkpoint = Path(cfg.checkpoint or PROJECT_ROOT / "runs" / "rm" / spec.category)
+    if cfg.mode == "eval":
+        return evaluate(cfg, checkpoint, examples, questions, device)
+    if cfg.mode != "train":
+        raise ValueError(f"mode={cfg.mode!r}; expected train or eval")
+    return train(cfg, checkpoint, examples, data, device)
+
+
+def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
+    """Train on the split's train questions, keep the best dev state, save it to
+    ``checkpoint`` and return the test metrics."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from fgrlhf.data.split import QuestionSplit, questions_fingerprint, split_by_question
+    from fgrlhf.logging import MetricsLogger
+    from fgrlhf.paths import resolve_pretrained
+    from fgrlhf.reward.encoding import SeparatorEncoder
+    from fgrlhf.reward.learned import RMMetadata
+    from fgrlhf.toolkit.save import plain_config, portable_path
+    from fgrlhf.train import rm as T
+
+    spec = cfg.rm
+    kind, granularity = RM_CATEGORIES[spec.category]
+    questions = [ex.question for ex in data]
+    if cfg.split_file:
+        split = QuestionSplit.load(cfg.split_file)
+        if split.fingerprint != questions_fingerprint(questions):
+            raise ValueError(f"split {cfg.split_file} was drawn for another feedback file ({split.source})")
+    else:
+        split = split_by_question(questions, cfg.split.dev_questions, cfg.split.test_questions, cfg.split.seed,
+                                  source=portable_path(cfg.feedback_file))
+    train_ex, dev_ex, test_ex = (select(examples, getattr(split, part)) for part in ("train", "dev", "test"))
+
+    backbone = resolve_pretrained(cfg.backbone)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    encoder = SeparatorEncoder(tokenizer, spec.max_length, spec.max_question_tokens)
+    pad_id = tokenizer.pad_token_id or 0
+    logger = MetricsLogger(run_dir(), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
+                           project=cfg.wandb.project, mode=cfg.wandb.mode, name=f"rm-{spec.category}")
+    print(f"[fgrlhf-rm] {spec.category}: {len(train_ex)} train / {len(dev_ex)} dev / {len(test_ex)} test "
+          f"examples from {len(data)} questions; backbone {cfg.backbone}; device {device}; "
+          f"{torch.get_num_threads()} CPU threads")
+    t0 = time.time()
+    torch.manual_seed(spec.optim.seed)  # the new head's initialisation is part of the run
+    if kind == "segment":
+        from transformers import AutoModelForTokenClassification
+
+        model = AutoModelForTokenClassification.from_pretrained(
+            backbone, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1}
+        ).to(device)
+        tr, dv, te = (T.segment_windows(encoder, x, spec.use_passages) for x in (train_ex, dev_ex, test_ex))
+        result = T.train_segment_model(model, tr, dv, pad_id, spec.optim, device, logger)
+        train_seconds = time.time() - t0
+        _, _, probs = T.predict_segments(model, tr, pad_id, device)
+        preds, golds, _ = T.predict_segments(model, te, pad_id, device)
+        test = T.segment_metrics(preds, golds)
+        stats = torch.tensor(probs, dtype=torch.float64)
+        label_scheme = {"0": "no-error", "1": "error"}
+    else:
+        from fgrlhf.reward.learned import MeanPoolScorer
+
+        model = MeanPoolScorer.from_pretrained(backbone).to(device)
+        tr, dv, te = (T.ranking_inputs(encoder, x, spec.use_passages) for x in (train_ex, dev_ex, test_ex))
+        result = T.train_ranking_model(model, tr, train_ex, dv, dev_ex, pad_id, spec.optim, device, logger)
+        train_seconds = time.time() - t0
+        stats = torch.tensor([s for row in T.predict_rankings(model, tr, pad_id, device) for s in row],
+                             dtype=torch.float64)
+        test = T.pairwise_metrics(T.predict_rankings(model, te, pad_id, device), test_ex)
+        label_scheme = {"score": "higher is better"}
+    meta = RMMetadata(
+        category=spec.category, kind=kind, granularity=granularity, backbone=cfg.backbone,
+        label_scheme=label_scheme, use_passages=spec.use_passages, max_length=encoder.max_length,
+        max_question_tokens=spec.max_question_tokens, score_mean=float(stats.mean()),
+        score_std=float(stats.std()) if stats.numel() > 1 and float(stats.std()) > 0 else 1.0,
+        extra={"best_dev_accuracy": result["best_dev_accuracy"], "best_step": result["best_step"],
+               "train_seconds": round(train_seconds, 1), "test": test, "optim": plain_config(spec.optim),
+               "min_error_words": spec.min_error_words, "coverage_threshold": spec.coverage_threshold},
+    )
+    T.save_checkpoint(model, tokenizer, meta, checkpoint)
+    split.save(checkpoint / "split.json")
+    logger.log({f"test/{k}": v for k, v in test.items()}, result["best_step"] + 1)
+    logger.close()
+    print(f"[fgrlhf-rm] {spec.category} trained in {train_seconds:.1f} s on {device} "
+          f"({torch.get_num_threads()} threads); checkpoint {checkpoint}")
+    return {"rm": spec.category, "split": "test", "checkpoint": str(checkpoint),
+            "train_seconds": round(train_seconds, 1), "best_dev_accuracy": result["best_dev_accuracy"], **test}
+
+
+def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, Any]:
+    """The metrics of the model saved in ``checkpoint`` on ``cfg.eval_split`` of the
+    examples (a part of the split it was trained with, or ``all``)."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from fgrlhf.data.split import QuestionSplit, questions_fingerprint
+    from fgrlhf.reward.encoding import SeparatorEncoder
+    from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata
+    from fgrlhf.train import rm as T
+
+    meta = RMMetadata.load(checkpoint)
+    if meta.category != cfg.rm.category:
+        raise ValueError(f"{checkpoint} is a {meta.category} model, but rm={cfg.rm.category} was asked for")
+    part = cfg.eval_split
+    split_path = checkpoint / "split.json"
+    if part != "all":
+        split = QuestionSplit.load(split_path) if split_path.exists() else None
+        if split is None or split.fingerprint != questions_fingerprint(questions):
+            raise ValueError(f"eval_split={part} needs the split the checkpoint was trained with, and "
+                             f"{cfg.feedback_file} is not the file it was drawn from; use eval_split=all")
+        examples = select(examples, getattr(split, part))
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
+    pad_id = tokenizer.pad_token_id or 0
+    if RM_CATEGORIES[meta.category][0] == "segment":
+        model = AutoModelForTokenClassification.from_pretrained(checkpoint).to(device)
+        windows = T.segment_windows(encoder, examples, meta.use_passages)
+        preds, golds, _ = T.predict_segments(model, windows, pad_id, device)
+        metrics = T.segment_metrics(preds, golds)
+    else:
+        model = MeanPoolScorer.from_pretrained(checkpoint).to(device)
+        inputs = T.ranking_inputs(encoder, examples, meta.use_passages)
+        metrics = T.pairwise_metrics(T.predict_rankings(model, inputs, pad_id, device), examples)
+    return {"rm": meta.category, "split": part, "file": str(cfg.feedback_file), "checkpoint": str(checkpoint),
+            **metrics}
+
