@@ -269,7 +269,7 @@ def test_perspective_reward_with_a_key_scores_blank_texts_offline(monkeypatch):
 def test_length_batches_cover_every_text_once_with_little_padding():
     import random
 
-    from fgrlhf.cli.toxicity import length_batches
+    from fgrlhf.train.toxicity import length_batches
 
     lengths = [random.Random(i).randint(3, 60) for i in range(1000)]
     batches = length_batches(lengths, batch_size=16, rng=random.Random(0), window=10)
