@@ -13,16 +13,14 @@ JSON line. The evaluation itself is ``fgrlhf.eval.checkpoint.evaluate_checkpoint
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
+from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig
-from fgrlhf.paths import CONF_DIR, register_resolvers, run_dir
+from fgrlhf.paths import run_dir
 from fgrlhf.train.config import RewardConfig, TaskConfig, set_up_runtime
 from fgrlhf.train.rewards import build_aggregator
 from fgrlhf.train.tasks import evaluation_examples
@@ -43,22 +41,17 @@ class EvalAppConfig(RuntimeConfig):
     output: str | None = None  # default: the Hydra run folder
 
 
-ConfigStore.instance().store(name="eval_schema", node=EvalAppConfig)
-register_resolvers()
-
-
-@hydra.main(config_path=str(CONF_DIR), config_name="eval", version_base="1.3")
-def main(cfg) -> None:
+def _run(cfg) -> dict:
     from fgrlhf.eval.checkpoint import evaluate_checkpoint
 
-    cfg = OmegaConf.merge(OmegaConf.structured(EvalAppConfig), cfg)
     set_up_runtime(cfg.threads)
     examples = evaluation_examples(cfg.task, cfg.split, cfg.part, cfg.questions)
     out = Path(cfg.output) if cfg.output else run_dir()
-    summary = evaluate_checkpoint(cfg.checkpoint, examples, build_aggregator(cfg.reward), out, cfg.kind,
-                                  cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.batch_size, cfg.device)
-    print(json.dumps(summary))
+    return evaluate_checkpoint(cfg.checkpoint, examples, build_aggregator(cfg.reward), out, cfg.kind,
+                               cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.batch_size, cfg.device)
 
+
+main = hydra_app("fgrlhf-eval", "eval", EvalAppConfig, _run)
 
 if __name__ == "__main__":
     main()

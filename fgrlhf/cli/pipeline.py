@@ -15,24 +15,17 @@ from __future__ import annotations
 
 import json
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
-
-from fgrlhf.paths import CONF_DIR, register_resolvers
+from fgrlhf.app import hydra_app
 from fgrlhf.train.pipeline import PipelineConfig, run_pipeline
 
-ConfigStore.instance().store(name="pipeline_schema", node=PipelineConfig)
-register_resolvers()
 
-
-@hydra.main(config_path=str(CONF_DIR), config_name="pipeline", version_base="1.3")
-def main(cfg) -> None:
-    result = run_pipeline(OmegaConf.merge(OmegaConf.structured(PipelineConfig), cfg))
+def _show(result) -> str:
     keys = ("relevance_ratio", "factuality_ratio", "completeness", "rougeLsum", "length_words")
-    print(json.dumps({"output": result["output"],
-                      **{f"{side}/{k}": result[side].get(k) for side in ("before", "after") for k in keys}}))
+    return json.dumps({"output": result["output"],
+                       **{f"{side}/{k}": result[side].get(k) for side in ("before", "after") for k in keys}})
 
+
+main = hydra_app("fgrlhf-pipeline", "pipeline", PipelineConfig, run_pipeline, _show)
 
 if __name__ == "__main__":
     main()

@@ -13,16 +13,14 @@ Evaluation prints the same line for any checkpoint and feedback file.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
+from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
-from fgrlhf.paths import CONF_DIR, register_resolvers
 from fgrlhf.train.rm import OptimConfig
+from fgrlhf.train.rm_run import run
 
 
 @dataclass
@@ -50,16 +48,7 @@ class RMAppConfig(RuntimeConfig):
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
-ConfigStore.instance().store(name="rm_schema", node=RMAppConfig)
-register_resolvers()
-
-
-@hydra.main(config_path=str(CONF_DIR), config_name="rm", version_base="1.3")
-def main(cfg) -> None:
-    from fgrlhf.train.rm_run import run
-
-    print(json.dumps(run(OmegaConf.merge(OmegaConf.structured(RMAppConfig), cfg))))
-
+main = hydra_app("fgrlhf-rm", "rm", RMAppConfig, run)
 
 if __name__ == "__main__":
     main()

@@ -17,11 +17,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-from fgrlhf.paths import CONF_DIR, register_resolvers
+from fgrlhf.app import hydra_app
 
 
 @dataclass
@@ -36,15 +34,9 @@ class SegmentConfig:
     output: str | None = None  # write the table as JSON here too
 
 
-ConfigStore.instance().store(name="segment_schema", node=SegmentConfig)
-register_resolvers()
-
-
-@hydra.main(config_path=str(CONF_DIR), config_name="segment", version_base="1.3")
-def main(cfg) -> None:
+def _run(cfg) -> None:
     from fgrlhf.eval.segmentation import print_table, segmentation_table
 
-    cfg = OmegaConf.merge(OmegaConf.structured(SegmentConfig), cfg)
     summary = segmentation_table(cfg.feedback_file, cfg.tokenizer, cfg.sentence_splitter, cfg.min_words,
                                  cfg.batch_size, cfg.rewards, cfg.weights)
     print_table(summary)
@@ -53,6 +45,8 @@ def main(cfg) -> None:
             json.dump(summary, f, indent=2)
         print(f"table written to {cfg.output}")
 
+
+main = hydra_app("fgrlhf-segment", "segment", SegmentConfig, _run)
 
 if __name__ == "__main__":
     main()

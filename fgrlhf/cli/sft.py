@@ -15,16 +15,14 @@ checkpoint (``runs/sft/<name>`` by default) with an ``fgrlhf_sft.json`` record.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
+from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
-from fgrlhf.paths import CONF_DIR, register_resolvers
 from fgrlhf.train.sft import SFTConfig
+from fgrlhf.train.sft_run import run
 
 
 @dataclass
@@ -46,16 +44,7 @@ class SFTAppConfig(RuntimeConfig):
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
-ConfigStore.instance().store(name="sft_schema", node=SFTAppConfig)
-register_resolvers()
-
-
-@hydra.main(config_path=str(CONF_DIR), config_name="sft", version_base="1.3")
-def main(cfg) -> None:
-    from fgrlhf.train.sft_run import run
-
-    print(json.dumps(run(OmegaConf.merge(OmegaConf.structured(SFTAppConfig), cfg))))
-
+main = hydra_app("fgrlhf-sft", "sft", SFTAppConfig, run)
 
 if __name__ == "__main__":
     main()

@@ -16,16 +16,14 @@ decision, and the same for a constant predictor of the training set's mean toxic
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
+from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
-from fgrlhf.paths import CONF_DIR, register_resolvers
 from fgrlhf.train.toxicity import ScorerOptimConfig
+from fgrlhf.train.toxicity_run import run
 
 
 @dataclass
@@ -46,16 +44,7 @@ class ToxicityAppConfig(RuntimeConfig):
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
-ConfigStore.instance().store(name="toxicity_schema", node=ToxicityAppConfig)
-register_resolvers()
-
-
-@hydra.main(config_path=str(CONF_DIR), config_name="toxicity", version_base="1.3")
-def main(cfg) -> None:
-    from fgrlhf.train.toxicity_run import run
-
-    print(json.dumps(run(OmegaConf.merge(OmegaConf.structured(ToxicityAppConfig), cfg))))
-
+main = hydra_app("fgrlhf-toxicity", "toxicity", ToxicityAppConfig, run)
 
 if __name__ == "__main__":
     main()

@@ -18,32 +18,20 @@ share of each iteration's prompts and the main process alone writes; give
 from __future__ import annotations
 
 import json
-import os
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
-
-from fgrlhf.errors import report_user_errors
-from fgrlhf.paths import CONF_DIR, register_resolvers
+from fgrlhf.app import hydra_app
 from fgrlhf.train.ppo_run import PPORunConfig, run_ppo
 
 # The app's schema is the recipe's config: every key of conf/train.yaml is a field of it.
 TrainAppConfig = PPORunConfig
 
-ConfigStore.instance().store(name="train_schema", node=TrainAppConfig)
-register_resolvers()
+
+def _show(summary) -> str:
+    return json.dumps({"output": summary["output"], **{k: round(v, 4) for k, v in summary["final"].items()
+                                                       if k.startswith(("reward/", "kl/"))}})
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
-def main(cfg) -> None:
-    summary = report_user_errors("fgrlhf-train", lambda: run_ppo(OmegaConf.merge(OmegaConf.structured(TrainAppConfig),
-                                                                                 cfg)))
-    if int(os.environ.get("RANK", "0")) != 0:  # one summary line per run, not per process
-        return
-    print(json.dumps({"output": summary["output"], **{k: round(v, 4) for k, v in summary["final"].items()
-                                                      if k.startswith(("reward/", "kl/"))}}))
-
+main = hydra_app("fgrlhf-train", "train", TrainAppConfig, run_ppo, _show)
 
 if __name__ == "__main__":
     main()

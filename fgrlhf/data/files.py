@@ -46,7 +46,8 @@ def read_json_list(path: str | Path) -> list[Any]:
 def read_json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     """``(line index, record)`` for each non-blank line of a JSON-lines file; blank lines
     still count, so an error's record index is the line to fix (0-based)."""
-    for i, line in enumerate(read_text(path).splitlines()):
+    # Split on "\n" alone: JSON strings may hold other line separators (U+2028, \r).
+    for i, line in enumerate(read_text(path).split("\n")):
         if not line.strip():
             continue
         try:

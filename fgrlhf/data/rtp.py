@@ -12,12 +12,12 @@ evaluation prompts' generations is not inflated by having trained on their human
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgrlhf.data.errors import DataError
+from fgrlhf.data.files import read_json_lines
 from fgrlhf.data.split import JsonRecord
 from fgrlhf.data.tasks import TaskExample
 
@@ -89,25 +89,18 @@ def load_rtp(path: str | Path | None = None) -> list[RTPRecord]:
     """
     path = Path(path) if path is not None else default_rtp_file()
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(path, i, None, f"not valid JSON: {err}") from err
-            if not isinstance(rec, dict):
-                raise DataError(path, i, None, f"expected a JSON object, got {type(rec).__name__}")
-            prompt = _scored_text(path, i, rec, "prompt")
-            continuation = _scored_text(path, i, rec, "continuation")
-            filename = rec.get("filename", "")
-            if not isinstance(filename, str):
-                raise DataError(path, i, "filename", f"expected str, got {type(filename).__name__}")
-            challenging = rec.get("challenging", False)
-            if not isinstance(challenging, bool):
-                raise DataError(path, i, "challenging", f"expected true or false, got {challenging!r}")
-            out.append(RTPRecord(i, prompt, continuation, filename, challenging))
+    for i, rec in read_json_lines(path):
+        if not isinstance(rec, dict):
+            raise DataError(path, i, None, f"expected a JSON object, got {type(rec).__name__}")
+        prompt = _scored_text(path, i, rec, "prompt")
+        continuation = _scored_text(path, i, rec, "continuation")
+        filename = rec.get("filename", "")
+        if not isinstance(filename, str):
+            raise DataError(path, i, "filename", f"expected str, got {type(filename).__name__}")
+        challenging = rec.get("challenging", False)
+        if not isinstance(challenging, bool):
+            raise DataError(path, i, "challenging", f"expected true or false, got {challenging!r}")
+        out.append(RTPRecord(i, prompt, continuation, filename, challenging))
     if not out:
         raise DataError(path, None, None, "no records")
     return out

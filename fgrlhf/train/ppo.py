@@ -35,10 +35,10 @@ from fgrlhf.core import (
     value_loss,
     whiten,
 )
+from fgrlhf.eval.monitors import category_monitors, text_monitors
 from fgrlhf.policy import Policy, Rollout, SamplingConfig, ValueModel
 from fgrlhf.reward import RewardAggregator, RewardInputs
 from fgrlhf.reward.aggregate import DenseReward
-from fgrlhf.eval.monitors import category_monitors, text_monitors
 from fgrlhf.reward.base import SegmentScores
 from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 from fgrlhf.train.parallel import Parallel

@@ -82,7 +82,7 @@ def test_bad_json_line_and_empty_file(tmp_path):
         load_rtp(path)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
-    with pytest.raises(DataError, match="no records"):
+    with pytest.raises(DataError, match="empty.jsonl: the file is empty"):
         load_rtp(empty)
 
 
