@@ -218,15 +218,26 @@ def items_from_rollouts(texts: Sequence[str], prompts: Sequence[str], reward: De
 
 # --- rendering -----------------------------------------------------------------------------
 
-def rollout_report(items: Sequence[ReportItem], out_html: str | Path, title: str = "Rollouts") -> Path:
-    """Write the report of ``items`` to ``out_html`` (parent folders created); returns its path."""
+def rollout_report(items: Sequence[ReportItem], out_html: str | Path, title: str = "Rollouts",
+                   alerts: Sequence[str] = ()) -> Path:
+    """Write the report of ``items`` to ``out_html`` (parent folders created); returns its path.
+    ``alerts``: reward-hacking alerts of the run that produced the policy, shown as a banner."""
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(items, title), encoding="utf-8")
+    out.write_text(render_report(items, title, alerts), encoding="utf-8")
     return out
 
 
-def render_report(items: Sequence[ReportItem], title: str = "Rollouts") -> str:
+def alert_banner(alerts: Sequence[str]) -> str:
+    """The report's banner listing the alerts that fired while training (empty: none)."""
+    if not alerts:
+        return ""
+    rows = "".join(f"<li>{_esc(a)}</li>" for a in alerts)
+    return (f"<div class=\"alert-banner\" role=\"alert\"><strong>Reward-hacking alerts fired while training "
+            f"this policy:</strong><ul>{rows}</ul></div>\n")
+
+
+def render_report(items: Sequence[ReportItem], title: str = "Rollouts", alerts: Sequence[str] = ()) -> str:
     """The report as one HTML document (see the module docstring)."""
     categories, kinds = _categories(items)
     limits = {k: _score_limit(items, k) for k in categories if kinds[k] == "score"}
@@ -239,6 +250,7 @@ def render_report(items: Sequence[ReportItem], title: str = "Rollouts") -> str:
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
         f"<title>{_esc(title)}</title>\n<style>\n{report_css()}</style>\n</head>\n<body>\n<header>\n",
         f"<h1>{_esc(title)}</h1>\n",
+        alert_banner(alerts),
         f"<p class=\"meta\">{len(items)} answers · categories: "
         f"{_esc(', '.join(categories)) or 'none'}</p>\n",
         _controls(categories),

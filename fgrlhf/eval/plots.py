@@ -17,6 +17,11 @@ from fgrlhf.eval.qa import EVAL_METRICS
 # The keys PPOTrainer.step logs that the curves show, besides one panel per reward category.
 TOTAL_KEYS = ("reward/total", "reward/penalised")
 CURVE_KEYS = ("kl/sequence", "length/tokens")
+# Reward-hacking monitors (fgrlhf.eval.monitors): one panel per family, a line per member.
+MONITOR_PANELS = (("segments per answer", "monitor/segments_per_answer/"),
+                  ("error rate", "monitor/error_rate/"),
+                  ("monitor-only rewards", "monitor/reward/"),
+                  ("empty answers", "monitor/empty_rate"))
 
 
 def is_number(x: Any) -> bool:
@@ -69,7 +74,21 @@ def curve_panels(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[s
     if totals:
         panels.append(("reward/total", totals))
     panels += [(k, [k]) for k in CURVE_KEYS if k in present]
+    for title, prefix in MONITOR_PANELS:
+        keys = [k for k in present if k.startswith(prefix)]
+        if keys:
+            panels.append((title, keys))
     return panels
+
+
+def alert_steps(records: Sequence[Mapping[str, Any]]) -> dict[str, list[int]]:
+    """The steps at which each alert rule fired (``alert/<name>`` = 1), by rule name."""
+    fired: dict[str, list[int]] = {}
+    for r in records:
+        for k, v in r.items():
+            if k.startswith("alert/") and v:
+                fired.setdefault(k[len("alert/"):], []).append(r["step"])
+    return fired
 
 
 def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
@@ -100,19 +119,27 @@ def plot_learning_curves(metrics_jsonl_path: str | Path, out_png: str | Path) ->
     rows, cols = _grid(len(panels))
     fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fired = alert_steps(records)
+    first_alert = min((s for steps in fired.values() for s in steps), default=None)
     for ax, (title, keys) in zip(axes, panels):
         for k in keys:
             points = [(r["step"], r[k]) for r in records if is_number(r.get(k))]
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 50 else None,
-                    label=k)
+                    label=k.rsplit("/", 1)[-1] if len(keys) > 1 else k)
+        # Every iteration at which an alert rule fired: a red band on every panel.
+        for step in sorted({s for steps in fired.values() for s in steps}):
+            ax.axvspan(step - 0.5, step + 0.5, color="tab:red", alpha=0.15, lw=0,
+                       label="alert" if step == first_alert else None)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if len(keys) > 1:
+        if len(keys) > 1 or fired:
             ax.legend(fontsize="small")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle(f"PPO: {Path(metrics_jsonl_path).parent.name or metrics_jsonl_path}")
+    name = Path(metrics_jsonl_path).parent.name or metrics_jsonl_path
+    banner = f" — ALERT: {', '.join(f'{n} (first at step {v[0]})' for n, v in sorted(fired.items()))}" if fired else ""
+    fig.suptitle(f"PPO: {name}{banner}", color="tab:red" if fired else "black")
     return _save(fig, out_png)
 
 

@@ -157,12 +157,17 @@ class RewardAggregator:
             # A reward may pad to a different S than the aligner; real segments are a prefix.
             index = _fit_width(token_index, scores.shape[1])
             per_category[:, :, k_i] = self.weights[k] * place_segment_scores(shaped, mask, index, T, shape.placement)
-        monitors = {}
-        if self.monitors:
-            monitor_spans = self.segment(inputs.texts, self.monitors)
-            monitors = {name: SegmentScores(*_score(name, model, inputs, monitor_spans[name], device))
-                        for name, model in self.monitors.items()}
+        monitors = self.score_monitors(inputs, device)
         return DenseReward(per_category.sum(dim=-1), per_category, list(self.categories), raw, spans, monitors)
+
+    @torch.no_grad()
+    def score_monitors(self, inputs: RewardInputs, device: torch.device | str = "cpu") -> dict[str, SegmentScores]:
+        """Each monitor-only reward model's segment scores of ``inputs.texts``."""
+        if not self.monitors:
+            return {}
+        spans = self.segment(inputs.texts, self.monitors)
+        return {name: SegmentScores(*_score(name, model, inputs, spans[name], device))
+                for name, model in self.monitors.items()}
 
     def state_dict(self) -> dict:
         return {"weights": dict(self.weights),

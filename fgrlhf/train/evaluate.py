@@ -40,9 +40,28 @@ def evaluate_during_training(trainer, examples, task: str, sampling: SamplingCon
         from fgrlhf.eval import evaluate_qa
 
         greedy = SamplingConfig(max_new_tokens=sampling.max_new_tokens, do_sample=False, num_samples=1)
-        summary, _ = evaluate_qa(trainer.policy, examples, trainer.aggregator.rewards, greedy,
-                                 batch_size=cfg.batch_size, progress=False, segmenter=trainer.aggregator.segmenter)
+        summary, records = evaluate_qa(trainer.policy, examples, trainer.aggregator.rewards, greedy,
+                                       batch_size=cfg.batch_size, progress=False,
+                                       segmenter=trainer.aggregator.segmenter)
+        summary.update(answer_monitors(trainer.aggregator, records, examples, trainer.granularities))
     torch.set_rng_state(rng)
     trainer.policy.model.eval()
     return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None}
 
+
+
+def answer_monitors(aggregator, records: list[dict], examples, granularities: dict[str, str]) -> dict[str, float]:
+    """The reward-hacking monitors of held-out answers (``fgrlhf.eval.monitors``): segments
+    per answer and words per segment at each granularity the rewards read, text statistics,
+    and each monitor-only reward's mean per answer (``monitor/reward/<name>``)."""
+    from fgrlhf.eval.monitors import text_monitors
+    from fgrlhf.reward import RewardInputs
+
+    texts = [r["answer"] for r in records]
+    spans = aggregator.segment(texts)
+    out = text_monitors(texts, {g: spans[k] for k, g in granularities.items()})
+    rows = [examples[r["prompt_index"]] for r in records]
+    inputs = RewardInputs([ex.prompt for ex in rows], texts, [ex.metadata for ex in rows])
+    for name, scores in aggregator.score_monitors(inputs).items():
+        out[f"monitor/reward/{name}"] = float((scores.scores * scores.mask).sum(-1).mean())
+    return out

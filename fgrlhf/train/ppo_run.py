@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
 from fgrlhf.errors import CheckpointError, ConfigError, UserError
-from fgrlhf.eval.alerts import AlertConfig, Alerts
+from fgrlhf.eval.alerts import AlertConfig, AlertRule, Alerts
 from fgrlhf.paths import run_dir
 from fgrlhf.policy.model import SamplingConfig
 from fgrlhf.train.config import EvalConfig, PolicyConfig, RewardConfig, TaskConfig, set_up_runtime
@@ -39,7 +39,7 @@ from fgrlhf.train.evaluate import evaluate_during_training, load_judges
 from fgrlhf.train.ppo import PPOConfig
 from fgrlhf.train.rewards import build_aggregator
 from fgrlhf.train.tasks import load_task
-from fgrlhf.validate import validate
+from fgrlhf.validate import problems, validate
 
 
 @dataclass
@@ -85,6 +85,10 @@ def config_problems(cfg: PPORunConfig) -> list[str]:
                      f"(models: {', '.join(cfg.reward.models) or 'none'})")
     if cfg.resume_overrides and not cfg.resume:
         found.append("resume_overrides is set but resume is not")
+    for i, rule in enumerate(cfg.alerts.rules):
+        found += problems(rule, AlertRule, f"alerts.rules[{i}].")
+        if not rule.name or not (rule.metric or (rule.rising and rule.falling)):
+            found.append(f"alerts.rules[{i}]: needs a name and a metric (or rising and falling)")
     return found
 
 

@@ -67,3 +67,38 @@ def test_alerts_flag_every_iteration_and_warn_once_when_a_rule_starts_firing():
     assert restored.firing == {"empty"} and len(restored.history) == 5
     with pytest.raises(ValueError, match="distinct"):
         Alerts([AlertRule("a", "x"), AlertRule("a", "y")])
+
+
+def test_rouge_as_a_monitor_only_reward():
+    from fgrlhf.eval.rewards import RougeReward
+    from fgrlhf.reward import RewardInputs
+
+    reward = RougeReward()
+    inputs = RewardInputs(["q", "q", "q"], ["The cat sat on the mat.", "Dogs bark.", "x"],
+                          [{"references": ["The cat sat on the mat."]}, {"references": ["The cat sat."]}, {}])
+    rows = reward.score(inputs, [[(0, 23)], [(0, 10)], [(0, 1)]]).rows()
+    assert rows[0] == [pytest.approx(100.0)] and rows[1] == [0.0] and rows[2] == [0.0]
+
+
+def test_learning_curves_get_monitor_panels_and_alert_marks(tmp_path):
+    import json
+
+    from fgrlhf.eval.plots import alert_steps, curve_panels, plot_learning_curves
+
+    records = [{"step": i, "reward/total": 0.1 * i, "monitor/segments_per_answer/sentence": 2.0 + i,
+                "monitor/segments_per_answer/subsentence": 3.0 + i, "alert/inflation": float(i >= 2)}
+               for i in range(4)]
+    assert ("segments per answer", ["monitor/segments_per_answer/sentence",
+                                    "monitor/segments_per_answer/subsentence"]) in curve_panels(records)
+    assert alert_steps(records) == {"inflation": [2, 3]}
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert plot_learning_curves(path, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_html_report_carries_the_alert_banner():
+    from fgrlhf.eval.html import render_report
+
+    html = render_report([], "run", alerts=["inflation: segments per answer 7 > 2 × initial 3"])
+    assert 'class="alert-banner"' in html and "inflation: segments per answer 7" in html
+    assert 'class="alert-banner"' not in render_report([], "run")
