@@ -20,12 +20,21 @@ from fgrlhf.policy.model import Policy, Rollout
 class ValueModel(nn.Module):
     """A linear value head, on its own backbone or on the policy's hidden states."""
 
-    def __init__(self, hidden_size: int, backbone: nn.Module | None = None) -> None:
+    def __init__(self, hidden_size: int, backbone: nn.Module | None = None, heads: int = 1) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(hidden_size, 1)
+        self.heads = heads  # 1: V(s); H > 1: one value per reward category and the KL term
+        self.head = nn.Linear(hidden_size, heads)
         # Start at V = 0 everywhere: the first advantages are then the rewards themselves,
         # not noise from a random head.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def set_heads(self, heads: int) -> None:
+        """A fresh zero-initialised head with ``heads`` outputs (the per-category critic: one
+        value per reward category plus one for the KL term)."""
+        self.heads = heads
+        self.head = nn.Linear(self.head.in_features, heads).to(self.head.weight.device)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -34,11 +43,13 @@ class ValueModel(nn.Module):
         return self.backbone is None
 
     @classmethod
-    def for_policy(cls, policy: Policy, separate: bool, backbone_path: str | None = None) -> ValueModel:
+    def for_policy(cls, policy: Policy, separate: bool, backbone_path: str | None = None,
+                   heads: int = 1) -> ValueModel:
         """A value model for ``policy``: ``separate`` loads ``backbone_path`` (default: a copy
-        of the policy's own weights) as an LM of the same kind, with the same tokenizer."""
+        of the policy's own weights) as an LM of the same kind, with the same tokenizer;
+        ``heads`` values per token (the per-category critic)."""
         if not separate:
-            return cls(_hidden_size(policy.model))
+            return cls(_hidden_size(policy.model), heads=heads)
         if backbone_path is None:
             backbone = copy.deepcopy(policy.model)
         else:
@@ -48,19 +59,22 @@ class ValueModel(nn.Module):
 
             model_cls = AutoModelForSeq2SeqLM if policy.kind == "seq2seq" else AutoModelForCausalLM
             backbone = model_cls.from_pretrained(resolve_pretrained(backbone_path)).to(policy.device)
-        return cls(_hidden_size(backbone), backbone).to(policy.device)
+        return cls(_hidden_size(backbone), backbone, heads).to(policy.device)
 
     def forward(self, policy: Policy, rollout: Rollout, policy_hidden: Tensor | None = None) -> Tensor:
-        """Values ``[B, T]`` (0 at padding). A shared head needs ``policy_hidden`` ``[B, T, H]``
-        from ``policy.forward(..., output_hidden_states=True)``."""
+        """Values ``[B, T]`` (``[B, T, heads]`` with several heads; 0 at padding). A shared head
+        needs ``policy_hidden`` ``[B, T, H]`` from ``policy.forward(..., output_hidden_states=True)``."""
         if self.backbone is None:
             if policy_hidden is None:
                 raise ValueError("a shared value head needs the policy's hidden states")
             hidden = policy_hidden
         else:
             hidden = policy.hidden_states(rollout, self.backbone)
-        values = self.head(hidden.float()).squeeze(-1)  # [B, T]
-        return torch.where(rollout.response_mask, values, torch.zeros_like(values))
+        values = self.head(hidden.float())  # [B, T, heads]
+        if self.heads == 1:
+            values = values.squeeze(-1)  # [B, T]
+            return torch.where(rollout.response_mask, values, torch.zeros_like(values))
+        return torch.where(rollout.response_mask.unsqueeze(-1), values, torch.zeros_like(values))
 
 
 def _hidden_size(model: nn.Module) -> int:

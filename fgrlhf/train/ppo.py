@@ -35,6 +35,8 @@ from fgrlhf.core import (
     value_loss,
     whiten,
 )
+from fgrlhf.core.critic import head_statistics, per_category_gae
+from fgrlhf.errors import ConfigError
 from fgrlhf.eval.monitors import category_monitors, text_monitors
 from fgrlhf.policy import Policy, Rollout, SamplingConfig, ValueModel
 from fgrlhf.reward import RewardAggregator, RewardInputs
@@ -56,7 +58,7 @@ class PPOConfig:
         "entropy_coef": ">= 0", "ppo_epochs": "> 0", "minibatch_size": "> 0", "grad_accum": "> 0", "lr": "> 0",
         "warmup_steps": ">= 0", "total_steps": "> 0", "max_grad_norm": "> 0",
         "loss_aggregation": "in token-mean seq-mean-token-mean seq-mean-token-sum", "kl_stop": "> 0",
-        "ptx_coef": ">= 0"}
+        "ptx_coef": ">= 0", "critic": "in scalar per_category"}
 
     kl_coef: float = 0.3
     adaptive_kl: bool = False
@@ -84,6 +86,10 @@ class PPOConfig:
     kl_stop: float | None = None  # stop an iteration's epochs once the minibatch KL to the
     # sampling policy exceeds this
     ptx_coef: float = 0.0  # PPO-ptx: weight of the pretraining (SFT) loss term
+    # scalar: one value head V(s) of the summed reward. per_category: one head per reward
+    # category plus one for the KL penalty, GAE on each head's own dense reward, advantages
+    # summed (the categories are already weighted) before whitening (fgrlhf.core.critic).
+    critic: str = "scalar"
     # Dropout makes π_θ differ from π_old at the very first minibatch, so the ratio is clipped
     # on noise; the update then runs with dropout off (eval mode; gradients still flow).
     disable_dropout: bool = True
@@ -128,6 +134,13 @@ class PPOTrainer:
         self.aggregator, self.cfg, self.sampling = aggregator, cfg, sampling
         # Each category's granularity names its segments in the monitors (a reward with a
         # segmenter of its own is monitored under its category's name).
+        # The per-category critic's heads: each reward category, then the KL penalty.
+        self.heads = [*aggregator.categories, "kl"] if cfg.critic == "per_category" else []
+        if self.heads:
+            if cfg.whiten_rewards:
+                raise ConfigError("ppo.whiten_rewards=true does not combine with ppo.critic=per_category "
+                                  "(whitening each category's rewards would change their weights)")
+            value.set_heads(len(self.heads))
         self.granularities = {k: k if getattr(r, "segmenter", None) is not None
                               else str(getattr(r.granularity, "value", r.granularity))
                               for k, r in aggregator.rewards.items()}
@@ -234,11 +247,23 @@ class PPOTrainer:
         kl_coef = self.kl_ctl.kl_coef
         rewards, kl = penalised_rewards(reward.total, logprobs, ref_logprobs, rollout.response_mask, kl_coef,
                                         self.cfg.kl_estimator)
-        advantages, returns = advantages_and_returns(rewards, values, rollout.response_mask, self.cfg.gamma,
-                                                     self.cfg.lam, self.cfg.whiten_rewards,
-                                                     self.cfg.whiten_advantages)
+        if self.heads:  # per-category critic: one GAE per head, summed
+            mask = rollout.response_mask
+            head_rewards = torch.cat([reward.per_category, (-kl_coef * kl).unsqueeze(-1)], dim=-1)  # [B, T, K+1]
+            head_rewards = torch.where(mask.unsqueeze(-1), head_rewards, torch.zeros_like(head_rewards))
+            head_advantages, returns = per_category_gae(head_rewards, values, mask, self.cfg.gamma,
+                                                        self.cfg.lam)  # [B, T, K+1] each
+            advantages = head_advantages.sum(-1)  # [B, T]
+            if self.cfg.whiten_advantages:
+                advantages = whiten(advantages, mask)
+        else:
+            head_advantages = None
+            advantages, returns = advantages_and_returns(rewards, values, rollout.response_mask, self.cfg.gamma,
+                                                         self.cfg.lam, self.cfg.whiten_rewards,
+                                                         self.cfg.whiten_advantages)
         timings["gae"] = time.perf_counter() - t
-        return PPOBatch(rollout, logprobs, values, rewards, kl, advantages, returns, reward, texts, kl_coef, timings)
+        return PPOBatch(rollout, logprobs, values, rewards, kl, advantages, returns, reward, texts, kl_coef, timings,
+                        head_advantages)
 
     def _gather(self, prompts: Sequence[str], offset: int, rollout: Rollout, reward: DenseReward,
                 texts: list[str]) -> tuple[Rollout, DenseReward, list[str]]:
@@ -276,8 +301,14 @@ class PPOTrainer:
         agg = self.cfg.loss_aggregation
         pg_loss, clip_frac = policy_loss(logprobs, old_logprobs, batch.advantages[idx], mask,
                                          self.cfg.clip_eps, agg, denominator)
-        vf_loss, vf_clip = value_loss(values, batch.values[idx], batch.returns[idx], mask,
-                                      self.cfg.value_clip_eps, agg, denominator)
+        if self.heads:  # per-category critic: each head's clipped loss against its own returns, summed
+            per_head = [value_loss(values[..., h], batch.values[idx][..., h], batch.returns[idx][..., h], mask,
+                                   self.cfg.value_clip_eps, agg, denominator) for h in range(len(self.heads))]
+            vf_loss = torch.stack([loss for loss, _ in per_head]).sum()
+            vf_clip = torch.stack([frac for _, frac in per_head]).mean()
+        else:
+            vf_loss, vf_clip = value_loss(values, batch.values[idx], batch.returns[idx], mask,
+                                          self.cfg.value_clip_eps, agg, denominator)
         loss = pg_loss + self.cfg.vf_coef * vf_loss
         if self.cfg.entropy_coef:
             entropy = aggregate_loss(entropy_from_logits(logits), mask, agg, denominator)
@@ -388,6 +419,9 @@ class PPOTrainer:
         metrics = UpdateStats.from_tensor(stat_sum).metrics(n_minibatches)
         metrics["loss/ptx"] = float(par.sum(torch.tensor(ptx_sum / max(n_minibatches, 1)))) / par.world
         metrics.update(batch_metrics(batch, self.granularities))
+        if batch.head_advantages is not None:
+            metrics.update(head_statistics(batch.head_advantages, batch.values, batch.returns,
+                                           batch.rollout.response_mask, self.heads))
         metrics.update({
             "kl/coef": self.kl_ctl.kl_coef,
             "ppo/early_stopped": float(stopped), "lr": self.scheduler.get_last_lr()[0],

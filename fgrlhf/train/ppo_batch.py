@@ -32,6 +32,9 @@ class PPOBatch:
     texts: list[str]  # B decoded responses
     kl_coef: float  # β the rewards were penalised with
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase: generate, forward, reward, gae
+    # The per-category critic's advantages, one per head (categories, then KL) [B, T, K+1];
+    # with it ``values`` and ``returns`` are [B, T, K+1] too. None with the scalar critic.
+    head_advantages: Tensor | None = None
 
 
 @dataclass
