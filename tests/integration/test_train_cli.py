@@ -93,10 +93,11 @@ def test_resume_after_a_kill_gives_the_same_next_iteration(tmp_path, tiny_gpt2_d
     assert step("part", 1) == step("full", 1)
     summary = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert summary["first"]["reward/total"] == step("full", 0)["reward/total"]  # history carried over
-    with pytest.raises(FileNotFoundError):
-        from fgrlhf.train.ppo_run import load_checkpoint
+    from fgrlhf.errors import CheckpointError
+    from fgrlhf.train.ppo_run import find_checkpoint
 
-        load_checkpoint(tmp_path, object, "cpu")
+    with pytest.raises(CheckpointError, match="not an fgrlhf-train checkpoint"):
+        find_checkpoint(str(tmp_path))
 
 
 def test_a_nan_reward_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, tiny_gpt2_dir):
