@@ -149,24 +149,23 @@ def _reset_peak_rss() -> bool:
 
 
 def build_aggregator(reward: str, checkpoints: dict[str, str], device: str, bf16: str):
+    """``conf/reward/<reward>.yaml`` through the library's builder, with the benchmark's
+    checkpoints, device and bf16 setting; also which models run in bf16."""
     from omegaconf import OmegaConf
 
-    from fgrlhf.reward import RewardAggregator, build_reward, make_normalizer
-    from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+    from fgrlhf.paths import register_resolvers
+    from fgrlhf.train.config import RewardConfig
+    from fgrlhf.train.rewards import build_aggregator as build
 
-    cfg = OmegaConf.load(CONF_DIR / "reward" / f"{reward}.yaml")
-    rewards = {}
+    register_resolvers()
+    cfg = OmegaConf.merge(OmegaConf.structured(RewardConfig), OmegaConf.load(CONF_DIR / "reward" / f"{reward}.yaml"))
     for k, node in cfg.models.items():
-        node = OmegaConf.to_container(node, resolve=False)
-        node["checkpoint"] = checkpoints[k]
-        node["device"] = device
+        node.checkpoint = checkpoints[k]
+        node.device = device
         if bf16 != "config":
-            node["bf16"] = bf16 == "on"
-        rewards[k] = build_reward(node, key=k)
-    normalizers = {k: make_normalizer(**dict(v)) for k, v in (cfg.get("normalize") or {}).items()}
-    segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.get("sentence_splitter", "sentencizer")))
-    return RewardAggregator(rewards, dict(cfg.weights), normalizers, segmenter), {
-        k: bool(getattr(r, "bf16", False)) for k, r in rewards.items()}
+            node.bf16 = bf16 == "on"
+    aggregator = build(cfg)
+    return aggregator, {k: bool(getattr(r, "bf16", False)) for k, r in aggregator.rewards.items()}
 
 
 class _Recorder:
