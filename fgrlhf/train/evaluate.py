@@ -56,12 +56,12 @@ def answer_monitors(aggregator, records: list[dict], examples, granularities: di
     and each monitor-only reward's mean per answer (``monitor/reward/<name>``)."""
     from fgrlhf.eval.monitors import text_monitors
     from fgrlhf.reward import RewardInputs
+    from fgrlhf.train.ppo import monitor_reward_stats
 
     texts = [r["answer"] for r in records]
     spans = aggregator.segment(texts)
     out = text_monitors(texts, {g: spans[k] for k, g in granularities.items()})
     rows = [examples[r["prompt_index"]] for r in records]
     inputs = RewardInputs([ex.prompt for ex in rows], texts, [ex.metadata for ex in rows])
-    for name, scores in aggregator.score_monitors(inputs).items():
-        out[f"monitor/reward/{name}"] = float((scores.scores * scores.mask).sum(-1).mean())
+    out.update(monitor_reward_stats(aggregator.score_monitors(inputs)))
     return out
