@@ -1,0 +1,192 @@
+"""DPO training: sequence log-probs by hand, preference pairs from the split's train
+questions, a few steps that separate the preferred answers from the others on real
+QA-Feedback judgements (causal, seq2seq and LoRA policies), and a reference that does not
+move while the policy learns."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from fgrlhf.config import SplitConfig
+from fgrlhf.errors import CheckpointError
+from fgrlhf.logging import MetricsLogger
+from fgrlhf.paths import DATA_DIR
+from fgrlhf.policy import Policy
+from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora
+from fgrlhf.train.dpo import (
+    DPOConfig,
+    PreferencePair,
+    evaluate_pairs,
+    pair_logprobs,
+    pair_terms,
+    reference_logprobs,
+    reference_model,
+    sequence_logprobs,
+    train_dpo,
+)
+from fgrlhf.train.dpo_run import dpo_pairs, policy_source
+
+PROMPTS_FILE = DATA_DIR / "qa_feedback" / "prompts.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_seq2seq_dir(tmp_path_factory, tiny_bert_dir, minilm_tokenizer):
+    """A 2+2-layer BERT encoder-decoder, saved: [CLS] starts decoding, [SEP] ends it."""
+    from transformers import EncoderDecoderModel
+
+    torch.manual_seed(0)
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(tiny_bert_dir), str(tiny_bert_dir))
+    for cfg in (model.config, model.generation_config):
+        cfg.decoder_start_token_id = minilm_tokenizer.cls_token_id
+        cfg.eos_token_id = minilm_tokenizer.sep_token_id
+        cfg.pad_token_id = minilm_tokenizer.pad_token_id
+    path = tmp_path_factory.mktemp("s2s")
+    model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def split_pairs(tmp_path_factory):
+    """The pairs of the first 40 bundled questions, split as every app splits them."""
+    path = tmp_path_factory.mktemp("feedback") / "small_feedback.json"
+    path.write_text(json.dumps(json.loads((DATA_DIR / "qa_feedback" / "feedback.json").read_text())[:40]))
+    return dpo_pairs(path, PROMPTS_FILE, SplitConfig())
+
+
+def _short(pairs, n, chars=300):
+    """``n`` pairs with prompts cut to ``chars`` characters (fast on two CPU threads)."""
+    return [PreferencePair(p.prompt[:chars], p.chosen, p.rejected) for p in pairs[:n]]
+
+
+def _load(path, max_prompt_tokens=48):
+    torch.manual_seed(0)
+    return Policy.from_pretrained(str(path), max_prompt_tokens=max_prompt_tokens)
+
+
+def test_sequence_logprobs_are_sums_of_answer_token_logprobs_by_hand(tiny_gpt2_dir):
+    policy = _load(tiny_gpt2_dir, max_prompt_tokens=64)
+    policy.model.eval()
+    tok, model = policy.tokenizer, policy.model
+    prompts = ["question: who wrote the song? context: a long passage about a song", "question: when?"]
+    answers = ["It was written in 1990.", "In the spring of the year after"]
+    got = sequence_logprobs(policy, prompts, answers, max_answer_tokens=32)
+    for prompt, answer, value in zip(prompts, answers, got):
+        p = tok(prompt)["input_ids"]
+        a = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([p + a])).logits[0], dim=-1)  # [P + A, V]
+        want = sum(float(logp[len(p) + k - 1, tok_id]) for k, tok_id in enumerate(a))
+        assert float(value) == pytest.approx(want, abs=1e-4)
+    # pairs: chosen and rejected answers scored in one pass, the same values
+    logps, lengths = pair_logprobs(policy, [PreferencePair(prompts[0], answers[0], answers[1])], 32)
+    again = sequence_logprobs(policy, [prompts[0]] * 2, answers, 32)
+    torch.testing.assert_close(logps[0], again, atol=1e-5, rtol=1e-5)
+    assert lengths[0].tolist() == [len(tok(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers]
+
+
+def test_pairs_come_from_the_train_questions_judgements_ties_skipped(split_pairs):
+    from fgrlhf.data.split import split_by_question
+
+    raw = json.loads((DATA_DIR / "qa_feedback" / "feedback.json").read_text())[:40]
+    prompts = json.loads(PROMPTS_FILE.read_text())
+    parts = split_by_question([p["question"] for p in prompts], 40, 60, 0)
+    text = {p["question"]: p["text"] for p in prompts}
+    for part in ("train", "dev"):
+        questions = {prompts[i]["question"] for i in getattr(parts, part)}
+        want = []
+        for ex in raw:
+            if ex["question"] not in questions:
+                continue
+            for (a, b), judged in zip([(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)], ex["preference"]):
+                if judged:  # 1: the first is preferred, 2: the second; 0 (tie) gives no pair
+                    w, l = (a, b) if judged == 1 else (b, a)
+                    want.append((text[ex["question"]], ex[f"prediction {w}"], ex[f"prediction {l}"]))
+        assert [(p.prompt, p.chosen, p.rejected) for p in split_pairs[part]] == want
+    assert len(split_pairs["train"]) > 50 and split_pairs["dev"] and split_pairs["unmatched"] == 0
+
+
+def test_ipo_reads_per_token_means_and_rewards_whole_sequences():
+    logps = torch.tensor([[-10.0, -30.0]])
+    lengths = torch.tensor([[5, 10]])
+    ref = torch.tensor([[-12.0, -28.0]])
+    terms = pair_terms(logps, lengths, ref, DPOConfig(beta=0.5, loss_type="ipo"))
+    h = (-10 + 12) / 5 - (-30 + 28) / 10  # 0.4 + 0.2
+    assert terms["loss"].item() == pytest.approx((h - 1.0) ** 2)
+    assert terms["chosen_reward"].item() == pytest.approx(1.0)  # 0.5 · (−10 − −12)
+    assert terms["rejected_reward"].item() == pytest.approx(-1.0)
+    sigmoid = pair_terms(logps, lengths, ref, DPOConfig(beta=0.5))
+    assert sigmoid["loss"].item() == pytest.approx(math.log1p(math.exp(-0.5 * 4.0)))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_gpt2_dir", "tiny_seq2seq_dir"])
+def test_a_few_steps_separate_the_preferred_answers(fixture, request, split_pairs, tmp_path):
+    policy = _load(request.getfixturevalue(fixture))
+    train = _short(split_pairs["train"], 12)
+    cfg = DPOConfig(lr=2e-3, epochs=4, batch_size=6, warmup_steps=0, max_answer_tokens=40, beta=0.5, bf16=False,
+                    evals_per_epoch=1)
+    ref = reference_logprobs(policy, train, cfg)
+    before = evaluate_pairs(policy, train, ref, cfg)
+    # with dropout off, the policy starts as its own reference: no margin, loss log 2
+    assert before["margin"] == pytest.approx(0.0, abs=1e-5) and before["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    logger = MetricsLogger(tmp_path, mode="disabled")
+    history = train_dpo(policy, train, train, cfg, logger)
+    logger.close()
+    after = evaluate_pairs(policy, train, ref, cfg)
+    assert history["steps"] == 8 and len(history["evaluations"]) == 4
+    assert after["margin"] > 0.05 and after["reward_accuracy"] >= 0.75 and after["loss"] < math.log(2) - 0.02
+    assert history["dev"] == pytest.approx(after)  # the last evaluation is of the final policy
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in lines if "dpo/loss" in r]
+    assert [r["step"] for r in steps] == list(range(8))
+    assert steps[0]["dpo/loss"] == pytest.approx(math.log(2), abs=1e-4)  # the first step: no dropout, no margin
+    assert {"dpo/reward_accuracy", "dpo/margin", "dpo/chosen_reward", "dpo/rejected_reward", "dpo/lr"} <= set(steps[0])
+    assert [r["step"] for r in lines if "dpo/dev_margin" in r] == [2, 4, 6, 8]
+
+
+def test_the_reference_is_the_initial_policy_and_stays_so(tiny_gpt2_dir, split_pairs):
+    policy = _load(tiny_gpt2_dir)
+    pairs = _short(split_pairs["train"], 6)
+    cfg = DPOConfig(lr=2e-3, epochs=3, batch_size=6, warmup_steps=0, max_answer_tokens=40, bf16=False)
+    history = train_dpo(policy, pairs, pairs, cfg)
+    # the final dev margin, recomputed against a fresh copy of the initial weights
+    initial = _load(tiny_gpt2_dir)
+    policy.model.eval()
+    initial.model.eval()
+    with torch.no_grad():
+        now, _ = pair_logprobs(policy, pairs, 40)
+        then, _ = pair_logprobs(initial, pairs, 40)
+    margin = cfg.beta * ((now[:, 0] - then[:, 0]) - (now[:, 1] - then[:, 1]))
+    assert history["dev"]["margin"] == pytest.approx(float(margin.mean()), abs=1e-4)
+    assert abs(history["dev"]["margin"]) > 1e-3  # the policy moved away from it
+    assert reference_model(policy) is policy.model  # no copy of the weights is kept
+
+
+def test_lora_trains_adapters_only_against_the_base_with_adapters_off(tiny_gpt2_dir, split_pairs):
+    policy = _load(tiny_gpt2_dir)
+    policy.model = apply_lora(policy.model, LoRAConfig(r=4, alpha=8), "causal")
+    base = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_" not in n}
+    pairs = _short(split_pairs["train"], 6)
+    cfg = DPOConfig(lr=5e-3, epochs=3, batch_size=6, warmup_steps=0, max_answer_tokens=40, bf16=False)
+    ref = reference_logprobs(policy, pairs, cfg)
+    history = train_dpo(policy, pairs, pairs, cfg)
+    assert isinstance(reference_model(policy), AdaptersOff)
+    assert all(torch.equal(p, base[n]) for n, p in policy.model.named_parameters() if "lora_" not in n)
+    assert history["dev"]["margin"] > 0.01 and history["dev"]["reward_accuracy"] > 0.5
+    # the reference now, adapters off after training, is the untouched base model
+    torch.testing.assert_close(reference_logprobs(policy, pairs, cfg), ref, atol=1e-5, rtol=1e-5)
+    plain = _load(tiny_gpt2_dir)
+    torch.testing.assert_close(reference_logprobs(plain, pairs, cfg), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_the_default_sft_policy_missing_says_to_run_fgrlhf_sft(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("fgrlhf.train.dpo_run.PROJECT_ROOT", tmp_path)
+    with pytest.raises(CheckpointError, match="run fgrlhf-sft first"):
+        policy_source("runs/sft/minilm_seq2seq")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        policy_source(str(tmp_path / "nowhere"))
