@@ -25,6 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from fgrlhf.core.dpo import dpo_loss, implicit_rewards
+from fgrlhf.errors import ConfigError
 from fgrlhf.policy.model import Policy
 from fgrlhf.toolkit.fit import FitConfig, autocast, fit, minibatches
 from fgrlhf.toolkit.optim import build_adamw, make_scheduler
@@ -85,6 +86,21 @@ def pair_logprobs(policy: Policy, pairs: Sequence[PreferencePair], max_answer_to
     answers = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     logps, lengths = _scored(policy, prompts + prompts, answers, max_answer_tokens, model)  # [2N], [2N]
     return logps.view(2, n).T, lengths.view(2, n).T
+
+
+def distinguishable(policy: Policy, pairs: Sequence[PreferencePair], max_answer_tokens: int) -> list[PreferencePair]:
+    """The pairs whose two answers still differ once cut to the ``max_answer_tokens`` that are
+    scored. Sampled answers to one question often share a long opening; cut to the same
+    tokens, a pair has no margin to learn (its loss is constant) and no reward accuracy."""
+    if not pairs:
+        return []
+    tok = policy.tokenizer
+
+    def scored(texts: list[str]) -> list[list[int]]:  # the tokens teacher_forced keeps
+        return tok(texts, add_special_tokens=False, truncation=True, max_length=max_answer_tokens - 1)["input_ids"]
+
+    chosen, rejected = scored([p.chosen for p in pairs]), scored([p.rejected for p in pairs])
+    return [p for p, a, b in zip(pairs, chosen, rejected) if a != b]
 
 
 def reference_model(policy: Policy):
@@ -159,8 +175,16 @@ def train_dpo(policy: Policy, train: Sequence[PreferencePair], dev: Sequence[Pre
     pairs, warmup times linear decay from step 0), the dev pairs evaluated
     ``cfg.evals_per_epoch`` times an epoch. Logs ``dpo/<metric>`` of every step's batch and
     ``dpo/lr``, and ``dpo/dev_<metric>`` at evaluations (``PAIR_METRICS``). Returns the history:
-    each evaluation's dev metrics with the training batches' means since the previous one."""
+    each evaluation's dev metrics with the training batches' means since the previous one.
+    Pairs whose answers are the same once cut to ``cfg.max_answer_tokens`` are left out of
+    both parts (``distinguishable``); the history counts them (``same_when_cut``)."""
     model = policy.model
+    given = {"train": len(train), "dev": len(dev)}
+    train = distinguishable(policy, train, cfg.max_answer_tokens)
+    dev = distinguishable(policy, dev, cfg.max_answer_tokens)
+    if not train:
+        raise ConfigError(f"none of the {given['train']} training pairs has answers that differ within their first "
+                          f"dpo.max_answer_tokens={cfg.max_answer_tokens} tokens")
     ref_train = reference_logprobs(policy, train, cfg)  # [N, 2], before any update
     ref_dev = reference_logprobs(policy, dev, cfg) if dev else None
     state: dict[str, Any] = {"step": 0, "since_eval": []}
@@ -200,5 +224,6 @@ def train_dpo(policy: Policy, train: Sequence[PreferencePair], dev: Sequence[Pre
     last = result.history[-1] if result.history else {}
     return {"evaluations": result.history, "steps": result.steps, "seconds": result.seconds,
             "stopped_early": result.out_of_time, "train_pairs": len(train), "dev_pairs": len(dev),
+            "same_when_cut": {part: n - len(kept) for (part, n), kept in zip(given.items(), (train, dev))},
             "last_epoch_loss": result.last_epoch_loss if math.isfinite(result.last_epoch_loss) else None,
             "dev": last.get("dev"), "train": last.get("train")}

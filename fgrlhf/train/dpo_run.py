@@ -114,7 +114,10 @@ def run(cfg) -> dict[str, Any]:
               "split": plain_config(cfg.split), "dpo": plain_config(cfg.dpo), "history": history}
     model = merged_model(policy.model) if has_adapters(policy.model) else policy.model
     save_model_dir(out, model, policy.tokenizer, metadata={"fgrlhf_dpo.json": record})
-    print(f"[fgrlhf-dpo] done in {history['seconds']} s; checkpoint {out}")
+    cut = history["same_when_cut"]
+    print(f"[fgrlhf-dpo] done in {history['seconds']} s ({history['train_pairs']} train / {history['dev_pairs']} dev "
+          f"pairs; {cut['train']} / {cut['dev']} left out, their answers the same within dpo.max_answer_tokens); "
+          f"checkpoint {out}")
     return {"checkpoint": str(out), "kind": policy.kind, "steps": history["steps"], "seconds": history["seconds"],
             "train_pairs": history["train_pairs"], "dev_pairs": history["dev_pairs"], "train": history["train"],
             "dev": history["dev"]}

@@ -20,6 +20,7 @@ from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora
 from fgrlhf.train.dpo import (
     DPOConfig,
     PreferencePair,
+    distinguishable,
     evaluate_pairs,
     pair_logprobs,
     pair_terms,
@@ -58,9 +59,10 @@ def split_pairs(tmp_path_factory):
     return dpo_pairs(path, PROMPTS_FILE, SplitConfig())
 
 
-def _short(pairs, n, chars=300):
-    """``n`` pairs with prompts cut to ``chars`` characters (fast on two CPU threads)."""
-    return [PreferencePair(p.prompt[:chars], p.chosen, p.rejected) for p in pairs[:n]]
+def _short(policy, pairs, n, chars=300):
+    """The first ``n`` pairs whose answers differ within 40 tokens, prompts cut to ``chars``
+    characters (fast on two CPU threads)."""
+    return distinguishable(policy, [PreferencePair(p.prompt[:chars], p.chosen, p.rejected) for p in pairs], 40)[:n]
 
 
 def _load(path, max_prompt_tokens=48):
@@ -126,8 +128,8 @@ def test_ipo_reads_per_token_means_and_rewards_whole_sequences():
 @pytest.mark.parametrize("fixture", ["tiny_gpt2_dir", "tiny_seq2seq_dir"])
 def test_a_few_steps_separate_the_preferred_answers(fixture, request, split_pairs, tmp_path):
     policy = _load(request.getfixturevalue(fixture))
-    train = _short(split_pairs["train"], 12)
-    cfg = DPOConfig(lr=2e-3, epochs=4, batch_size=6, warmup_steps=0, max_answer_tokens=40, beta=0.5, bf16=False,
+    train = _short(policy, split_pairs["train"], 12)
+    cfg = DPOConfig(lr=3e-4, epochs=4, batch_size=6, warmup_steps=0, max_answer_tokens=40, beta=0.5, bf16=False,
                     evals_per_epoch=1)
     ref = reference_logprobs(policy, train, cfg)
     before = evaluate_pairs(policy, train, ref, cfg)
@@ -138,7 +140,7 @@ def test_a_few_steps_separate_the_preferred_answers(fixture, request, split_pair
     logger.close()
     after = evaluate_pairs(policy, train, ref, cfg)
     assert history["steps"] == 8 and len(history["evaluations"]) == 4
-    assert after["margin"] > 0.05 and after["reward_accuracy"] >= 0.75 and after["loss"] < math.log(2) - 0.02
+    assert after["margin"] > 0.5 and after["reward_accuracy"] >= 0.75 and after["loss"] < math.log(2) - 0.02
     assert history["dev"] == pytest.approx(after)  # the last evaluation is of the final policy
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in lines if "dpo/loss" in r]
@@ -150,8 +152,8 @@ def test_a_few_steps_separate_the_preferred_answers(fixture, request, split_pair
 
 def test_the_reference_is_the_initial_policy_and_stays_so(tiny_gpt2_dir, split_pairs):
     policy = _load(tiny_gpt2_dir)
-    pairs = _short(split_pairs["train"], 6)
-    cfg = DPOConfig(lr=2e-3, epochs=3, batch_size=6, warmup_steps=0, max_answer_tokens=40, bf16=False)
+    pairs = _short(policy, split_pairs["train"], 6)
+    cfg = DPOConfig(lr=3e-4, epochs=3, batch_size=6, warmup_steps=0, max_answer_tokens=40, bf16=False)
     history = train_dpo(policy, pairs, pairs, cfg)
     # the final dev margin, recomputed against a fresh copy of the initial weights
     initial = _load(tiny_gpt2_dir)
@@ -166,11 +168,13 @@ def test_the_reference_is_the_initial_policy_and_stays_so(tiny_gpt2_dir, split_p
     assert reference_model(policy) is policy.model  # no copy of the weights is kept
 
 
-def test_lora_trains_adapters_only_against_the_base_with_adapters_off(tiny_gpt2_dir, split_pairs):
-    policy = _load(tiny_gpt2_dir)
-    policy.model = apply_lora(policy.model, LoRAConfig(r=4, alpha=8), "causal")
+@pytest.mark.parametrize("fixture", ["tiny_gpt2_dir", "tiny_seq2seq_dir"])
+def test_lora_trains_adapters_only_against_the_base_with_adapters_off(fixture, request, split_pairs):
+    path = request.getfixturevalue(fixture)
+    policy = _load(path)
+    policy.model = apply_lora(policy.model, LoRAConfig(r=4, alpha=8), policy.kind)
     base = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_" not in n}
-    pairs = _short(split_pairs["train"], 6)
+    pairs = _short(policy, split_pairs["train"], 6)
     cfg = DPOConfig(lr=5e-3, epochs=3, batch_size=6, warmup_steps=0, max_answer_tokens=40, bf16=False)
     ref = reference_logprobs(policy, pairs, cfg)
     history = train_dpo(policy, pairs, pairs, cfg)
@@ -179,7 +183,7 @@ def test_lora_trains_adapters_only_against_the_base_with_adapters_off(tiny_gpt2_
     assert history["dev"]["margin"] > 0.01 and history["dev"]["reward_accuracy"] > 0.5
     # the reference now, adapters off after training, is the untouched base model
     torch.testing.assert_close(reference_logprobs(policy, pairs, cfg), ref, atol=1e-5, rtol=1e-5)
-    plain = _load(tiny_gpt2_dir)
+    plain = _load(path)
     torch.testing.assert_close(reference_logprobs(plain, pairs, cfg), ref, atol=1e-5, rtol=1e-5)
 
 
@@ -190,3 +194,20 @@ def test_the_default_sft_policy_missing_says_to_run_fgrlhf_sft(tmp_path, monkeyp
         policy_source("runs/sft/minilm_seq2seq")
     with pytest.raises(CheckpointError, match="does not exist"):
         policy_source(str(tmp_path / "nowhere"))
+
+
+def test_pairs_the_same_within_the_scored_tokens_are_left_out(tiny_gpt2_dir):
+    from fgrlhf.errors import ConfigError
+
+    policy = _load(tiny_gpt2_dir)
+    opening = "The album was released in August 2018 by the label, and " * 3
+    same = PreferencePair("question: when?", opening + "it sold well.", opening + "it did not sell.")
+    differ = PreferencePair("question: when?", "It came out in 2018.", "It came out in 2019.")
+    assert distinguishable(policy, [same, differ], 10) == [differ]
+    assert distinguishable(policy, [same, differ], 200) == [same, differ]
+    cfg = DPOConfig(epochs=1, batch_size=2, max_answer_tokens=10, bf16=False)
+    history = train_dpo(policy, [same, differ], [same], cfg)
+    assert history["same_when_cut"] == {"train": 1, "dev": 1} and history["train_pairs"] == 1
+    assert history["dev"] is None and history["steps"] == 1
+    with pytest.raises(ConfigError, match="max_answer_tokens=10"):
+        train_dpo(policy, [same], [], cfg)
