@@ -48,7 +48,7 @@ def dpo_pairs(feedback_file: str | Path, prompts_file: str | Path, split: SplitC
             continue
         part, text = part_of[ex.question]
         if part in ("train", "dev"):
-            out[part] += [PreferencePair(text, ex.answers[w], ex.answers[l]) for w, l in ex.pairs]
+            out[part] += [PreferencePair(text, ex.answers[better], ex.answers[worse]) for better, worse in ex.pairs]
     return out
 
 
@@ -93,19 +93,22 @@ def run(cfg) -> dict[str, Any]:
                           f"and prompts_file={cfg.prompts_file} share no training question "
                           f"({pairs['unmatched']} judged questions are not in the prompts file)")
     out = Path(cfg.output or PROJECT_ROOT / "runs" / "dpo" / Path(cfg.policy.init).name)
-    check_writable(out.parent)
     source = policy_source(cfg.policy.init)
+    check_writable(out.parent)
     with loading(source, "policy"):
         policy = Policy.from_pretrained(source, cfg.policy.kind, cfg.policy.max_prompt_tokens, device)
     # LoRA: adapters on the loaded policy, the reference is then the model with them off
     # (fgrlhf.train.dpo.reference_model). Once Policy.from_pretrained takes the policy's
     # LoRA settings itself, this line goes.
-    if cfg.policy.lora.enabled:
+    if cfg.policy.lora.r > 0:
+        if cfg.policy.lora.quantize_4bit:
+            raise ConfigError("policy.lora.quantize_4bit=true: fgrlhf-dpo loads the policy in full precision; "
+                              "use policy.lora.quantize_4bit=false")
         policy.model = apply_lora(policy.model, cfg.policy.lora, policy.kind)
     logger = MetricsLogger(run_dir(), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
                            project=cfg.wandb.project, mode=cfg.wandb.mode, name="dpo")
-    print(f"[fgrlhf-dpo] {policy.kind} policy from {cfg.policy.init}"
-          f"{' (LoRA r=%d)' % cfg.policy.lora.r if cfg.policy.lora.enabled else ''}: {len(pairs['train'])} train / "
+    lora = f" (LoRA r={cfg.policy.lora.r})" if cfg.policy.lora.r > 0 else ""
+    print(f"[fgrlhf-dpo] {policy.kind} policy from {cfg.policy.init}{lora}: {len(pairs['train'])} train / "
           f"{len(pairs['dev'])} dev pairs; {cfg.dpo.loss_type} loss, beta {cfg.dpo.beta}; device {device}")
     history = train_dpo(policy, pairs["train"], pairs["dev"], cfg.dpo, logger)
     logger.close()

@@ -106,8 +106,8 @@ def test_pairs_come_from_the_train_questions_judgements_ties_skipped(split_pairs
                 continue
             for (a, b), judged in zip([(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)], ex["preference"]):
                 if judged:  # 1: the first is preferred, 2: the second; 0 (tie) gives no pair
-                    w, l = (a, b) if judged == 1 else (b, a)
-                    want.append((text[ex["question"]], ex[f"prediction {w}"], ex[f"prediction {l}"]))
+                    better, worse = (a, b) if judged == 1 else (b, a)
+                    want.append((text[ex["question"]], ex[f"prediction {better}"], ex[f"prediction {worse}"]))
         assert [(p.prompt, p.chosen, p.rejected) for p in split_pairs[part]] == want
     assert len(split_pairs["train"]) > 50 and split_pairs["dev"] and split_pairs["unmatched"] == 0
 
