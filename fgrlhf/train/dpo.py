@@ -41,7 +41,7 @@ class DPOConfig(FitConfig):
     RULES: ClassVar[dict[str, str]] = {
         "beta": "> 0", "loss_type": "in sigmoid ipo", "label_smoothing": "[0, 0.5]", "lr": "> 0",
         "weight_decay": ">= 0", "epochs": "> 0", "batch_size": "> 0", "grad_clip": "> 0", "warmup_steps": ">= 0",
-        "max_answer_tokens": ">= 2", "evals_per_epoch": "> 0", "max_minutes": "> 0"}
+        "max_answer_tokens": ">= 2", "evals_per_epoch": "> 0", "max_minutes": "> 0", "seed": ">= 0"}
 
     beta: float = 0.1  # strength of the implicit KL anchor to the reference
     loss_type: str = "sigmoid"  # sigmoid (DPO) | ipo (on per-token mean log-probs)
