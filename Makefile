@@ -53,6 +53,7 @@ bench-trl:
 	$(BENCH_VENV)/bin/python -m pip install --quiet "$(TORCH)"
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[dev,bench]"
 	$(BENCH_VENV)/bin/python bench/bench_ppo_vs_trl.py
+	$(BENCH_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit/core/test_dpo_trl.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

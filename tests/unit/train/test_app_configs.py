@@ -8,13 +8,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from fgrlhf.cli.dpo import DPOAppConfig
 from fgrlhf.cli.rm import RMAppConfig, RMSpec
 from fgrlhf.cli.sft import SFTAppConfig
 from fgrlhf.cli.toxicity import ToxicityAppConfig
 from fgrlhf.config import SplitConfig, WandbConfig
 from fgrlhf.paths import CONF_DIR, register_resolvers
 
-APPS = {"rm": RMAppConfig, "sft": SFTAppConfig, "sft_rtp": SFTAppConfig, "toxicity": ToxicityAppConfig,
+APPS = {"dpo": DPOAppConfig, "rm": RMAppConfig, "sft": SFTAppConfig, "sft_rtp": SFTAppConfig, "toxicity": ToxicityAppConfig,
         "toxicity_fasttext": ToxicityAppConfig}
 
 

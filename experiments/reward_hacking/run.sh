@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Reward hacking on the CPU QA-Feedback setting: the monitors and alerts catching segment
+# inflation under the paper's per-segment rewards, shaping that removes the incentive, and
+# the per-category critic against the scalar one on the same budget.
+#
+#   bash experiments/reward_hacking/run.sh
+#
+# Each stage is skipped when its output is already there (delete OUT to start over).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+make install
+here=experiments/reward_hacking
+out=${OUT:-outputs/experiments/reward_hacking}
+bin=.venv/bin
+threads=${THREADS:-1}
+# R1-R3 and the SFT policy of the main job (cached under runs/ when `make run` made them).
+make reward-models
+[ -f runs/sft/minilm_seq2seq/fgrlhf_sft.json ] || $bin/fgrlhf-sft threads=$threads
+# A second factuality judge, trained with another seed: a monitor-only twin of R2.
+[ -f runs/rm/factuality_seed1/fgrlhf_rm.json ] || \
+  $bin/fgrlhf-rm rm=factuality rm.optim.seed=1 checkpoint=runs/rm/factuality_seed1 threads=$threads
+common=(experiment=qa_cpu threads=$threads iterations=16 eval.every=4 eval.split=dev eval.questions=40
+  +reward.monitors.factuality_seed1._target_=fgrlhf.reward.learned.SegmentClassifierReward
+  +reward.monitors.factuality_seed1.checkpoint=$PWD/runs/rm/factuality_seed1
+  +reward.monitors.factuality_seed1.positive=0.5 +reward.monitors.factuality_seed1.negative=-0.5)
+# Shaping of R1 and R2: each answer's segment scores averaged (splitting earns nothing by
+# itself), and no bonus for a segment shorter than 4 words.
+shaping=(+reward.shaping.relevance.per_segment=mean +reward.shaping.relevance.min_segment_words=4
+  +reward.shaping.factuality.per_segment=mean +reward.shaping.factuality.min_segment_words=4)
+run() {  # name, overrides...
+  local name=$1; shift
+  [ -f $out/$name/metrics.json ] || $bin/fgrlhf-train "${common[@]}" "$@" hydra.run.dir=$out/$name
+}
+run paper
+run shaped "${shaping[@]}"
+run shaped_per_category "${shaping[@]}" ppo.critic=per_category
+run paper_per_category ppo.critic=per_category
+$bin/python $here/summarize.py $out $here

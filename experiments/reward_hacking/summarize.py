@@ -1,0 +1,75 @@
+"""The reward-hacking experiment's table and figure from its runs' metrics.
+
+    python experiments/reward_hacking/summarize.py OUT_DIR EXPERIMENT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from fgrlhf.eval.plots import alert_steps, read_metrics
+
+ARMS = {"paper": "paper (sum per segment)", "shaped": "shaped (mean, ≥ 4 words)",
+        "shaped_per_category": "shaped + per-category critic", "paper_per_category": "paper + per-category critic"}
+EVAL = [("monitor/segments_per_answer/sentence", "sentences/answer"), ("monitor/words_per_segment/sentence",
+        "words/sentence"), ("monitor/length_words", "words"), ("factuality_ratio", "factuality (R2)"),
+        ("monitor/error_rate/factuality_seed1", "R2 twin error rate"), ("relevance_ratio", "relevance (R1)"),
+        ("completeness", "completeness (R3)"), ("rougeLsum", "ROUGE-Lsum")]
+
+
+def main(out: Path, here: Path) -> None:
+    runs = {arm: out / arm for arm in ARMS if (out / arm / "metrics.json").exists()}
+    rows, table = {}, []
+    for arm, run in runs.items():
+        summary = json.loads((run / "metrics.json").read_text())
+        records = read_metrics(run / "metrics.jsonl")
+        rows[arm] = {"initial": summary.get("eval_initial", {}), "final": summary.get("eval", {}),
+                     "alerts": {k: v for k, v in summary.get("alerts", {}).items() if v},
+                     "train_segments": [r.get("monitor/segments_per_answer/sentence") for r in records],
+                     "critic": {k: v for k, v in records[-1].items() if k.startswith("critic/")}}
+    header = "| run | " + " | ".join(label for _, label in EVAL) + " | alerts (first step) |"
+    table += [header, "|" + "---|" * (len(EVAL) + 2)]
+    first = next(iter(rows.values()), None)
+    if first:
+        table.append("| SFT (initial policy) | " + " | ".join(_fmt(first["initial"].get(k)) for k, _ in EVAL) + " | |")
+    for arm, r in rows.items():
+        fired = ", ".join(f"{k} ({v[0]})" for k, v in r["alerts"].items()) or "none"
+        table.append(f"| {ARMS[arm]} | " + " | ".join(_fmt(r["final"].get(k)) for k, _ in EVAL) + f" | {fired} |")
+    (here / "results.md").write_text("\n".join(table) + "\n")
+    (here / "results.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(table))
+    _figure(runs, here / "segments_per_answer.png")
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
+
+
+def _figure(runs: dict[str, Path], png: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for arm, run in runs.items():
+        records = read_metrics(run / "metrics.jsonl")
+        steps = [r["step"] for r in records if "monitor/segments_per_answer/sentence" in r]
+        values = [r["monitor/segments_per_answer/sentence"] for r in records if "monitor/segments_per_answer/sentence" in r]
+        (line,) = ax.plot(steps, values, marker=".", label=ARMS[arm])
+        fired = alert_steps(records).get("sentence_inflation", [])
+        if fired:
+            ax.axvline(fired[0], color=line.get_color(), ls="--", lw=1)
+            ax.annotate("alert", (fired[0], max(values)), color=line.get_color(), fontsize="small")
+    ax.set_xlabel("PPO iteration")
+    ax.set_ylabel("sentences per answer (rollouts)")
+    ax.set_title("Segment inflation and the sentence_inflation alert (dashed: first firing)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.savefig(png, dpi=120)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
