@@ -40,7 +40,6 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
     from fgrlhf.eval import evaluate_qa, items_from_eval_records, rollout_report, write_jsonl
     from fgrlhf.policy import Policy, SamplingConfig
     from fgrlhf.policy.checkpoint import base_checkpoint
-
     from fgrlhf.runlock import check_writable
     from fgrlhf.toolkit.load import loading
 

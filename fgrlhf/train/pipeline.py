@@ -168,7 +168,7 @@ def check_before_stages(cfg: PipelineConfig) -> None:
                 validate(merged, schema, problems(merged))
             except (HydraException, OmegaConfBaseException, ConfigError) as err:
                 # Hydra's first line says what failed, its cause's first line why.
-                lines = [(str(e).strip().splitlines() or [type(e).__name__])[0] for e in (err, err.__cause__) if e]
+                lines = [(str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".") for e in (err, err.__cause__) if e]
                 detail = str(err).strip() if isinstance(err, ConfigError) else ": ".join(lines)
                 raise ConfigError(f"{key}: the fgrlhf-{stage} stage would refuse its settings: {detail}") from None
     if cfg.policy_init not in LOCAL_INITS:
