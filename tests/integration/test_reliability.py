@@ -90,9 +90,8 @@ START_UP = [
     ("train", ["experiment=tiny", "ppo.minibatch_size=-4"], ["ppo.minibatch_size=-4", "> 0"]),
     ("train", ["experiment=tiny", "task.prompts_per_iteration=-4"], ["task.prompts_per_iteration=-4"]),
     ("train", ["experiment=tiny", "reward.weights.relevance=nan"], ["reward.weights.relevance=nan", "finite"]),
-    ("train", ["experiment=tiny", "sampling.top_p=1.5"], ["sampling.top_p=1.5", "(0, 1]"]),
-    ("train", ["experiment=tiny", "ppo.kl_estimator=k9"], ["ppo.kl_estimator='k9'", "k1"]),
-    ("train", ["experiment=tiny", "iterations=0"], ["iterations=0"]),
+    ("train", ["experiment=tiny", "sampling.top_p=1.5", "ppo.kl_estimator=k9", "iterations=0"],
+     ["3 settings", "sampling.top_p=1.5", "(0, 1]", "ppo.kl_estimator='k9'", "k1", "iterations=0"]),
     ("train", ["experiment=tiny", "task.prompts_file={empty_list}"], ["{empty_list}", "empty"]),
     ("train", ["experiment=tiny", "task.prompts_file={latin1}"], ["{latin1}", "not UTF-8"]),
     # fgrlhf-rm
