@@ -31,17 +31,10 @@ class JsonRecord:
         or lacks a field is a ``DataError`` naming it (and the field)."""
         from dataclasses import MISSING, fields
 
-        from fgrlhf.data.errors import DataError, MissingFileError
-        from fgrlhf.data.files import read_text
+        from fgrlhf.data.errors import DataError
+        from fgrlhf.data.files import read_json_object
 
-        if not Path(path).exists():
-            raise MissingFileError(path)
-        try:
-            data = json.loads(read_text(path))
-        except json.JSONDecodeError as err:
-            raise DataError(path, None, None, f"not valid JSON (truncated?): {err}") from None
-        if not isinstance(data, dict):
-            raise DataError(path, None, None, f"expected a JSON object, got {type(data).__name__}")
+        data = read_json_object(path)
         for f in fields(cls):  # type: ignore[arg-type]
             required = f.default is MISSING and f.default_factory is MISSING
             if required and f.name not in data:

@@ -27,24 +27,10 @@ TABLE_COUNTS = ("relevance_segments", "factuality_segments", "empty_answers")
 
 def read_summary(path: str | Path) -> dict[str, Any]:
     """The summary of an ``fgrlhf-eval`` run: ``PATH/summary.json`` for a folder, else the file."""
-    return _read_json_object(path / "summary.json" if Path(path).is_dir() else path,
-                             f"no evaluation summary (run fgrlhf-eval output={path})")
+    from fgrlhf.data.files import read_json_object
 
-
-def _read_json_object(path: str | Path, missing: str) -> dict[str, Any]:
-    """The JSON object in ``path``; anything else is a ``DataError`` naming the file."""
-    from fgrlhf.data.errors import DataError, MissingFileError
-    from fgrlhf.data.files import read_text
-
-    if not Path(path).exists():
-        raise MissingFileError(path, missing)
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise DataError(path, None, None, f"not valid JSON (truncated?): {err}") from None
-    if not isinstance(data, dict):
-        raise DataError(path, None, None, f"expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(Path(path) / "summary.json" if Path(path).is_dir() else path,
+                            f"no evaluation summary (run fgrlhf-eval output={path})")
 
 
 def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
@@ -84,7 +70,9 @@ def compare(runs: Mapping[str, str | Path], out_dir: str | Path, reference: str 
     if baseline is not None and baseline not in runs:
         raise KeyError(f"baseline {baseline!r} is not one of the runs {list(runs)}")
     summaries = {label: read_summary(path) for label, path in runs.items()}
-    refs = _read_json_object(reference, "no such reference file") if reference else {}
+    from fgrlhf.data.files import read_json_object
+
+    refs = read_json_object(reference) if reference else {}
     metrics = [k for k in EVAL_METRICS if any(is_number(s.get(k)) for s in summaries.values())]
     if not metrics:
         raise ValueError(f"no QA-Feedback metric ({', '.join(EVAL_METRICS)}) in any of {list(runs.values())}")

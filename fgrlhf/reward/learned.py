@@ -68,7 +68,7 @@ class RMMetadata:
         """The metadata of the checkpoint in ``directory``; a folder that is missing, or whose
         ``fgrlhf_rm.json`` is missing, unreadable or incomplete, is a ``CheckpointError``
         naming it."""
-        from fgrlhf.data.files import read_text
+        from fgrlhf.data.files import read_json_object
 
         directory = Path(directory)
         if not directory.exists():
@@ -81,12 +81,7 @@ class RMMetadata:
                 f"{path} not found: {directory} is not an fgrlhf reward-model checkpoint "
                 "(train one with fgrlhf-rm, or write this metadata file next to your weights)"
             )
-        try:
-            data = json.loads(read_text(path))
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{path} is not valid JSON (truncated?): {err}") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        data = read_json_object(path)
         names = {f.name for f in fields(cls)}
         missing = [f.name for f in fields(cls) if f.name not in data and f.default is MISSING
                    and f.default_factory is MISSING]

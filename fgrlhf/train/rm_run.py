@@ -45,18 +45,16 @@ def run(cfg) -> dict[str, Any]:
     """Train (``cfg.mode=train``) or evaluate (``eval``) the reward model ``cfg.rm.category``;
     ``cfg``: the ``fgrlhf-rm`` schema (``fgrlhf.cli.rm.RMAppConfig``). Returns the summary."""
     import torch
-    import transformers
 
     from fgrlhf.data import load_feedback
     from fgrlhf.device import default_device
     from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+    from fgrlhf.train.config import set_up_runtime
 
     spec = cfg.rm
     checkpoint = Path(cfg.checkpoint or PROJECT_ROOT / "runs" / "rm" / spec.category)
     with claim_outputs(cfg, checkpoint):
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        transformers.logging.set_verbosity_error()  # the new-head load report is expected here
+        set_up_runtime(cfg.threads)  # quiet transformers: the new-head load report is expected here
         device = torch.device(cfg.device) if cfg.device else default_device()
         data = load_feedback(cfg.feedback_file)
         questions = [ex.question for ex in data]

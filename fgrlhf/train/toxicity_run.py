@@ -26,16 +26,14 @@ def run(cfg) -> dict[str, Any]:
     ``fgrlhf-toxicity`` schema (``fgrlhf.cli.toxicity.ToxicityAppConfig``). Returns the
     agreement metrics with the run's summary."""
     import torch
-    import transformers
 
     from fgrlhf.data.rtp import load_rtp
     from fgrlhf.device import default_device
+    from fgrlhf.train.config import set_up_runtime
 
     checkpoint = Path(cfg.checkpoint or PROJECT_ROOT / "runs" / "toxicity")
     with claim_outputs(cfg, checkpoint):
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        transformers.logging.set_verbosity_error()  # the new-head load report is expected here
+        set_up_runtime(cfg.threads)  # quiet transformers: the new-head load report is expected here
         device = torch.device(cfg.device) if cfg.device else default_device()
         records = load_rtp(cfg.data_file)
         if cfg.mode == "eval":
