@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -28,6 +29,10 @@ from fgrlhf.train.tasks import evaluation_examples
 
 @dataclass
 class EvalAppConfig(RuntimeConfig):
+    RULES: ClassVar[dict[str, str]] = {"kind": "in auto causal seq2seq", "max_prompt_tokens": "> 0",
+                                       "max_new_tokens": "> 0", "part": "in train dev test", "questions": "> 0",
+                                       "batch_size": "> 0"}
+
     checkpoint: str = MISSING  # the policy: a checkpoint path or hub id (or minilm_seq2seq | tiny_gpt2)
     kind: str = "auto"
     max_prompt_tokens: int = 256
@@ -42,13 +47,16 @@ class EvalAppConfig(RuntimeConfig):
 
 
 def _run(cfg) -> dict:
-    from fgrlhf.eval.checkpoint import evaluate_checkpoint
+    from fgrlhf.eval.checkpoint import evaluate_checkpoint, policy_source
+    from fgrlhf.runlock import RunLock
 
-    set_up_runtime(cfg.threads)
-    examples = evaluation_examples(cfg.task, cfg.split, cfg.part, cfg.questions)
     out = Path(cfg.output) if cfg.output else run_dir()
-    return evaluate_checkpoint(cfg.checkpoint, examples, build_aggregator(cfg.reward), out, cfg.kind,
-                               cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.batch_size, cfg.device)
+    policy_source(cfg.checkpoint)  # a missing checkpoint fails before any reward model loads
+    with RunLock(out, "fgrlhf-eval"):
+        set_up_runtime(cfg.threads)
+        examples = evaluation_examples(cfg.task, cfg.split, cfg.part, cfg.questions)
+        return evaluate_checkpoint(cfg.checkpoint, examples, build_aggregator(cfg.reward), out, cfg.kind,
+                                   cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.batch_size, cfg.device)
 
 
 main = hydra_app("fgrlhf-eval", "eval", EvalAppConfig, _run)

@@ -14,6 +14,7 @@ Evaluation prints the same line for any checkpoint and feedback file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -21,10 +22,15 @@ from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
 from fgrlhf.train.rm import OptimConfig
 from fgrlhf.train.rm_run import run
+from fgrlhf.validate import validate
 
 
 @dataclass
 class RMSpec:
+    RULES: ClassVar[dict[str, str]] = {"category": "in relevance factuality completeness preference",
+                                       "max_length": "> 0", "max_question_tokens": ">= 0", "min_error_words": ">= 0",
+                                       "coverage_threshold": "[0, 1]"}
+
     category: str = MISSING  # relevance | factuality | completeness | preference
     use_passages: bool = False
     max_length: int = 256
@@ -36,6 +42,8 @@ class RMSpec:
 
 @dataclass
 class RMAppConfig(RuntimeConfig):
+    RULES: ClassVar[dict[str, str]] = {"mode": "in train eval", "eval_split": "in test dev train all"}
+
     rm: RMSpec = field(default_factory=RMSpec)
     mode: str = "train"  # train | eval
     backbone: str = "minilm"  # short name, local path or hub id of a Hugging Face encoder
@@ -48,7 +56,23 @@ class RMAppConfig(RuntimeConfig):
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
-main = hydra_app("fgrlhf-rm", "rm", RMAppConfig, run)
+def config_problems(cfg: RMAppConfig) -> list[str]:
+    """Settings that are each in range but do not fit together."""
+    found = []
+    if cfg.rm.max_question_tokens >= cfg.rm.max_length:
+        found.append(f"rm.max_question_tokens={cfg.rm.max_question_tokens}: must be below "
+                     f"rm.max_length={cfg.rm.max_length} (the answer needs room)")
+    if cfg.sentence_splitter not in ("sentencizer", "punkt") and not cfg.sentence_splitter.startswith("spacy:"):
+        found.append(f"sentence_splitter={cfg.sentence_splitter!r}: one of sentencizer, punkt, spacy:NAME")
+    return found
+
+
+def _run(cfg: RMAppConfig):
+    validate(cfg, RMAppConfig, config_problems(cfg))
+    return run(cfg)
+
+
+main = hydra_app("fgrlhf-rm", "rm", RMAppConfig, _run)
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -24,6 +25,8 @@ from fgrlhf.app import hydra_app
 
 @dataclass
 class SegmentConfig:
+    RULES: ClassVar[dict[str, str]] = {"min_words": ">= 0", "batch_size": "> 0"}
+
     feedback_file: str = MISSING
     tokenizer: str = "minilm"  # short name, local path or hub id
     sentence_splitter: str = "sentencizer"  # sentencizer | punkt | spacy:NAME
@@ -34,9 +37,31 @@ class SegmentConfig:
     output: str | None = None  # write the table as JSON here too
 
 
+def config_problems(cfg: SegmentConfig) -> list[str]:
+    """Settings that are each in range but do not fit together, or name what is not there."""
+    from fgrlhf.paths import resolve_pretrained
+    from fgrlhf.toolkit.load import looks_like_path
+
+    found = []
+    unknown = sorted(set(cfg.weights) - set(cfg.rewards))
+    if unknown:
+        found.append(f"weights names no reward: {', '.join(unknown)} (rewards: {', '.join(cfg.rewards) or 'none'})")
+    if cfg.sentence_splitter not in ("sentencizer", "punkt") and not cfg.sentence_splitter.startswith("spacy:"):
+        found.append(f"sentence_splitter={cfg.sentence_splitter!r}: one of sentencizer, punkt, spacy:NAME")
+    tokenizer = resolve_pretrained(cfg.tokenizer)
+    if looks_like_path(tokenizer) and not Path(tokenizer).expanduser().is_dir():
+        found.append(f"tokenizer={cfg.tokenizer}: no such folder (a short name, a local folder or a hub id)")
+    return found
+
+
 def _run(cfg) -> None:
     from fgrlhf.eval.segmentation import print_table, segmentation_table
+    from fgrlhf.runlock import check_writable
+    from fgrlhf.validate import validate
 
+    validate(cfg, SegmentConfig, config_problems(cfg))
+    if cfg.output:
+        check_writable(Path(cfg.output).parent, "output's folder")
     summary = segmentation_table(cfg.feedback_file, cfg.tokenizer, cfg.sentence_splitter, cfg.min_words,
                                  cfg.batch_size, cfg.rewards, cfg.weights)
     print_table(summary)

@@ -16,6 +16,7 @@ checkpoint (``runs/sft/<name>`` by default) with an ``fgrlhf_sft.json`` record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -27,6 +28,8 @@ from fgrlhf.train.sft_run import run
 
 @dataclass
 class PolicyInit:
+    RULES: ClassVar[dict[str, str]] = {"kind": "in auto causal seq2seq", "max_prompt_tokens": "> 0"}
+
     init: str = "minilm_seq2seq"  # minilm_seq2seq | tiny_gpt2 | tiny_gpt2_rtp | a local path or hub id
     kind: str = "auto"  # auto | causal | seq2seq
     max_prompt_tokens: int = 256
@@ -34,6 +37,8 @@ class PolicyInit:
 
 @dataclass
 class SFTAppConfig(RuntimeConfig):
+    RULES: ClassVar[dict[str, str]] = {"task": "in qa_feedback rtp", "dev_fraction": "(0, 1)"}
+
     policy: PolicyInit = field(default_factory=PolicyInit)
     sft: SFTConfig = field(default_factory=SFTConfig)
     task: str = "qa_feedback"  # qa_feedback | rtp

@@ -17,6 +17,7 @@ decision, and the same for a constant predictor of the training set's mean toxic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -28,6 +29,10 @@ from fgrlhf.train.toxicity_run import run
 
 @dataclass
 class ToxicityAppConfig(RuntimeConfig):
+    RULES: ClassVar[dict[str, str]] = {"mode": "in train eval", "threshold": "[0, 1]", "max_length": "> 0",
+                                       "max_train_texts": "> 0", "eval_split": "in test eval_prompts all",
+                                       "eval_batch_size": "> 0"}
+
     mode: str = "train"  # train | eval
     backbone: str = "minilm"  # a Hugging Face encoder (short name, path, hub id), or fasttext
     data_file: str = MISSING  # RTP JSON lines

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fgrlhf.errors import UserError
 
-class DataError(ValueError):
-    """Malformed input: ``file``, ``record`` (0-based index) and ``field`` say where."""
+
+class DataError(UserError, ValueError):
+    """Malformed input: ``file``, ``record`` (0-based index) and ``field`` say where. A user
+    error: every app reports it as one line."""
 
     def __init__(self, file: str | Path, record: int | None, field: str | None, message: str) -> None:
         self.file = str(file)
@@ -18,3 +21,10 @@ class DataError(ValueError):
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {message}")
+
+
+class MissingFileError(DataError, FileNotFoundError):
+    """An input file that does not exist (also a ``FileNotFoundError``)."""
+
+    def __init__(self, file: str | Path, message: str = "no such file") -> None:
+        super().__init__(file, None, None, message)

@@ -54,3 +54,20 @@ def read_json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
             yield i, json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(path, i, None, f"not valid JSON: {err}") from None
+
+
+def read_json_object(path: str | Path, missing: str = "no such file") -> dict[str, Any]:
+    """A JSON file holding one object (a summary, a record of how something was made);
+    ``missing``: what to say when there is no such file (a ``MissingFileError``, which is
+    also a ``FileNotFoundError``)."""
+    from fgrlhf.data.errors import MissingFileError
+
+    if not Path(path).exists():
+        raise MissingFileError(path, missing)
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise DataError(path, None, None, f"not valid JSON (truncated?): {err}") from None
+    if not isinstance(data, dict):
+        raise DataError(path, None, None, f"expected a JSON object, got {type(data).__name__}")
+    return data

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fgrlhf.data.errors import DataError
+from fgrlhf.data.files import read_json_list
 
 RELEVANCE_ERRORS = ("Irrelevant", "Redundant", "Incoherent")
 FACTUALITY_ERRORS = ("Wrong-Grounding", "Unverifiable")
@@ -83,17 +84,6 @@ class PromptExample:
     question: str
     references: list[str]  # reference long-form answers (ROUGE)
     passages: list[dict[str, str]]
-
-
-def _load_json_list(path: Path) -> list:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataError(path, None, None, f"not valid JSON: {err}") from err
-    if not isinstance(data, list):
-        raise DataError(path, None, None, f"expected a JSON list of records, got {type(data).__name__}")
-    return data
 
 
 def _get(path: Path, i: int, rec: dict, key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
@@ -164,9 +154,10 @@ T = TypeVar("T")
 
 
 def _load_records(path: str | Path, parse: Callable[[Path, int, Any], T]) -> list[T]:
-    """``parse(path, i, record)`` of every record of the JSON list in ``path``."""
+    """``parse(path, i, record)`` of every record of the JSON list in ``path`` (a file that
+    is missing, not UTF-8, empty, cut short or holds no records is a ``DataError`` naming it)."""
     path = Path(path)
-    return [parse(path, i, rec) for i, rec in enumerate(_load_json_list(path))]
+    return [parse(path, i, rec) for i, rec in enumerate(read_json_list(path))]
 
 
 def _parse_feedback(path: Path, i: int, rec: Any) -> FeedbackExample:

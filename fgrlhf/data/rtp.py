@@ -147,8 +147,10 @@ class RTPSplit(JsonRecord):
     def check(self, records: list[RTPRecord]) -> None:
         """Raise if this split was drawn from other records than ``records``."""
         if self.fingerprint != records_fingerprint(records):
-            raise ValueError(f"this RTP split was drawn from another file ({self.source or 'unknown'}); "
-                             "draw a new one with split_rtp")
+            from fgrlhf.errors import ConfigError
+
+            raise ConfigError(f"this RTP split was drawn from another file ({self.source or 'unknown'}); "
+                              "draw a new one (leave split_file unset)")
 
 
 def text_groups(records: list[RTPRecord]) -> list[list[int]]:
@@ -195,14 +197,18 @@ def split_rtp(records: list[RTPRecord], eval_prompts: int = 500, scorer_test: in
         else:
             rest.append(g)
     train_prompts = sorted(i for g in rest for i in g if i in nontoxic)
+    from fgrlhf.errors import ConfigError
+
+    where = f"{source}: " if source else ""
     if len(eval_part) < eval_prompts or not train_prompts:
-        raise ValueError(f"split: {eval_prompts} evaluation prompts leave no training prompt out of "
-                         f"{len(nontoxic)} non-toxic ones")
+        raise ConfigError(f"{where}split.eval_prompts={eval_prompts} evaluation prompts leave no training prompt "
+                          f"out of {len(nontoxic)} non-toxic ones; lower it")
     test_part: list[int] = []
     while rest and len(test_part) < scorer_test:
         test_part += rest.pop(0)
     if not rest:
-        raise ValueError(f"split: {scorer_test} scorer test records leave none to train on")
+        raise ConfigError(f"{where}split.scorer_test={scorer_test} scorer test records leave none to train on; "
+                          "lower it")
     return RTPSplit(
         train_prompts=train_prompts,
         eval_prompts=sorted(eval_part),

@@ -27,9 +27,19 @@ class JsonRecord:
 
     @classmethod
     def load(cls: type[R], path: str | Path) -> R:
-        """The record ``save`` wrote to ``path``."""
-        with open(path) as f:
-            return cls(**json.load(f))
+        """The record ``save`` wrote to ``path``; a file that is missing, unreadable, cut short
+        or lacks a field is a ``DataError`` naming it (and the field)."""
+        from dataclasses import MISSING, fields
+
+        from fgrlhf.data.errors import DataError
+        from fgrlhf.data.files import read_json_object
+
+        data = read_json_object(path)
+        for f in fields(cls):  # type: ignore[arg-type]
+            required = f.default is MISSING and f.default_factory is MISSING
+            if required and f.name not in data:
+                raise DataError(path, None, f.name, f"missing (not a {cls.__name__} file?)")
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # type: ignore[arg-type]
 
 
 @dataclass
@@ -56,7 +66,11 @@ def split_by_question(questions: list[str], dev: float | int = 40, test: float |
     n_dev = round(dev * n) if dev < 1 else int(dev)
     n_test = round(test * n) if test < 1 else int(test)
     if n_dev + n_test >= n:
-        raise ValueError(f"split: dev {n_dev} + test {n_test} leave no training question out of {n}")
+        from fgrlhf.errors import ConfigError
+
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}split.dev_questions={dev} and split.test_questions={test}: dev {n_dev} + "
+                          f"test {n_test} leave no training question out of {n}; lower them")
     order = list(range(n))
     random.Random(seed).shuffle(order)
     return QuestionSplit(

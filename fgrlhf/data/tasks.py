@@ -38,7 +38,9 @@ def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None) -> list[
     return out
 
 
-def split_task(examples: list[TaskExample], dev: int, test: int, seed: int) -> tuple[QuestionSplit, dict]:
-    """The question split (same seed and sizes as the reward models and SFT) and the parts."""
-    split = split_by_question([ex.metadata["question"] for ex in examples], dev, test, seed)
+def split_task(examples: list[TaskExample], dev: int, test: int, seed: int,
+               source: str | Path = "") -> tuple[QuestionSplit, dict]:
+    """The question split (same seed and sizes as the reward models and SFT) and the parts;
+    ``source``: the prompt file, named when the sizes leave no training question."""
+    split = split_by_question([ex.metadata["question"] for ex in examples], dev, test, seed, source=str(source))
     return split, {part: [examples[i] for i in getattr(split, part)] for part in ("train", "dev", "test")}

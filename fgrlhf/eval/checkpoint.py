@@ -20,6 +20,15 @@ def reward_values(rewards) -> dict[str, tuple[float, float] | float]:
     return out
 
 
+def policy_source(policy_path: str) -> str:
+    """``policy_path`` checked before any work: a local folder must be a whole model (a path
+    is never taken for a hub id); the project's named base policies are built on first use."""
+    from fgrlhf.policy.checkpoint import LOCAL_INITS
+    from fgrlhf.toolkit.load import model_source
+
+    return policy_path if policy_path in LOCAL_INITS else model_source(policy_path, "policy checkpoint")
+
+
 def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, kind: str = "auto",
                         max_prompt_tokens: int = 256, max_new_tokens: int = 64, batch_size: int = 8,
                         device: str | None = None) -> dict[str, Any]:
@@ -31,14 +40,18 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
     from fgrlhf.eval import evaluate_qa, items_from_eval_records, rollout_report, write_jsonl
     from fgrlhf.policy import Policy, SamplingConfig
     from fgrlhf.policy.checkpoint import base_checkpoint
+    from fgrlhf.runlock import check_writable
+    from fgrlhf.toolkit.load import loading
 
+    source = base_checkpoint(policy_source(policy_path))
+    check_writable(out_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    policy = Policy.from_pretrained(base_checkpoint(policy_path), kind, max_prompt_tokens, device)
+    with loading(source, "policy checkpoint"):
+        policy = Policy.from_pretrained(source, kind, max_prompt_tokens, device)
     greedy = SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False, num_samples=1)
     summary, records = evaluate_qa(policy, examples, aggregator.rewards, greedy, batch_size=batch_size,
                                    segmenter=aggregator.segmenter)
     summary = {"policy": str(policy_path), "questions": len(examples), **summary}
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(records, out_dir / "outputs.jsonl")
     rollout_report(items_from_eval_records(records, reward_values(aggregator.rewards)), out_dir / "rollouts.html",
                    title=f"{policy_path}: {len(examples)} questions")

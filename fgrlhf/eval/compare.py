@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fgrlhf.errors import report_user_errors
 from fgrlhf.eval.plots import is_number, plot_comparison
 from fgrlhf.eval.qa import EVAL_METRICS
 
@@ -26,17 +27,10 @@ TABLE_COUNTS = ("relevance_segments", "factuality_segments", "empty_answers")
 
 def read_summary(path: str | Path) -> dict[str, Any]:
     """The summary of an ``fgrlhf-eval`` run: ``PATH/summary.json`` for a folder, else the file."""
-    path = Path(path)
-    file = path / "summary.json" if path.is_dir() else path
-    try:
-        summary = json.loads(file.read_text())
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{file}: no evaluation summary (run fgrlhf-eval output={path})") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{file}: not valid JSON ({err})") from err
-    if not isinstance(summary, dict):
-        raise ValueError(f"{file}: expected a JSON object, got {type(summary).__name__}")
-    return summary
+    from fgrlhf.data.files import read_json_object
+
+    return read_json_object(Path(path) / "summary.json" if Path(path).is_dir() else path,
+                            f"no evaluation summary (run fgrlhf-eval output={path})")
 
 
 def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
@@ -76,7 +70,9 @@ def compare(runs: Mapping[str, str | Path], out_dir: str | Path, reference: str 
     if baseline is not None and baseline not in runs:
         raise KeyError(f"baseline {baseline!r} is not one of the runs {list(runs)}")
     summaries = {label: read_summary(path) for label, path in runs.items()}
-    refs = json.loads(Path(reference).read_text()) if reference else {}
+    from fgrlhf.data.files import read_json_object
+
+    refs = read_json_object(reference) if reference else {}
     metrics = [k for k in EVAL_METRICS if any(is_number(s.get(k)) for s in summaries.values())]
     if not metrics:
         raise ValueError(f"no QA-Feedback metric ({', '.join(EVAL_METRICS)}) in any of {list(runs.values())}")
@@ -109,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reference", default=None, help="JSON {label: {metric: value}} of rows not measured here")
     parser.add_argument("--baseline", default=None, help="label of the run the others are compared to")
     args = parser.parse_args(argv)
-    result = compare(dict(args.runs), args.out, args.reference, args.baseline)
+    result = report_user_errors("fgrlhf.eval.compare", compare, dict(args.runs), args.out, args.reference,
+                                args.baseline)
     print(result["table"])
     print(f"\nwritten to {result['output']}: comparison.md, comparison.json, comparison.png")
 

@@ -56,9 +56,13 @@ class ValueModel(nn.Module):
             from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
             from fgrlhf.paths import resolve_pretrained
+            from fgrlhf.toolkit.load import loading, model_source
 
             model_cls = AutoModelForSeq2SeqLM if policy.kind == "seq2seq" else AutoModelForCausalLM
-            backbone = model_cls.from_pretrained(resolve_pretrained(backbone_path)).to(policy.device)
+            source = model_source(resolve_pretrained(backbone_path), "value model (policy.value_init)")
+            with loading(source, "value model (policy.value_init)"):
+                backbone = model_cls.from_pretrained(source)
+            backbone = backbone.to(policy.device)
         return cls(_hidden_size(backbone), backbone, heads).to(policy.device)
 
     def forward(self, policy: Policy, rollout: Rollout, policy_hidden: Tensor | None = None) -> Tensor:

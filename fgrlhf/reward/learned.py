@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from fgrlhf.device import default_device, resolve_bf16
+from fgrlhf.errors import CheckpointError
 from fgrlhf.reward.base import RewardInputs, SegmentScores
 from fgrlhf.reward.categories import is_error
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
@@ -28,6 +29,10 @@ from fgrlhf.reward.normalize import FixedNormalizer
 from fgrlhf.segment.base import Granularity, Span
 
 METADATA_FILE = "fgrlhf_rm.json"
+
+
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    """A reward-model checkpoint folder, or its ``fgrlhf_rm.json``, that is not there."""
 
 
 @dataclass
@@ -59,15 +64,32 @@ class RMMetadata:
         return FixedNormalizer(self.score_mean, self.score_std)
 
     @classmethod
-    def load(cls, directory: str | Path) -> RMMetadata:
-        path = Path(directory) / METADATA_FILE
+    def load(cls, directory: str | Path, what: str = "reward-model checkpoint") -> RMMetadata:
+        """The metadata of the checkpoint in ``directory``; a folder that is missing, or whose
+        ``fgrlhf_rm.json`` is missing, unreadable or incomplete, is a ``CheckpointError``
+        naming it."""
+        from fgrlhf.data.files import read_json_object
+
+        directory = Path(directory)
+        if not directory.exists():
+            raise MissingCheckpointError(f"the {what} {directory} does not exist")
+        if not directory.is_dir():
+            raise CheckpointError(f"the {what} {directory} is a file; expected a checkpoint folder")
+        path = directory / METADATA_FILE
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingCheckpointError(
                 f"{path} not found: {directory} is not an fgrlhf reward-model checkpoint "
                 "(train one with fgrlhf-rm, or write this metadata file next to your weights)"
             )
-        with open(path) as f:
-            return cls(**json.load(f))
+        data = read_json_object(path)
+        names = {f.name for f in fields(cls)}
+        missing = [f.name for f in fields(cls) if f.name not in data and f.default is MISSING
+                   and f.default_factory is MISSING]
+        unknown = sorted(set(data) - names)
+        if missing or unknown:
+            problem = f"missing field {missing[0]!r}" if missing else f"unknown field {unknown[0]!r}"
+            raise CheckpointError(f"{path}: {problem} (not written by fgrlhf-rm or fgrlhf-toxicity?)")
+        return cls(**data)
 
 
 class MeanPoolScorer(torch.nn.Module):
@@ -170,11 +192,16 @@ class _Loaded:
                  bf16: bool | None = None) -> None:
         from transformers import AutoTokenizer
 
+        from fgrlhf.toolkit.load import loading, model_source
+
         self.checkpoint = str(checkpoint)
         self.meta = RMMetadata.load(checkpoint)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
+        source = model_source(self.checkpoint, "reward-model checkpoint")
         self.device = torch.device(device) if device else default_device()
-        self.model = model_cls.from_pretrained(self.checkpoint).to(self.device).eval()
+        with loading(source, "reward-model checkpoint"):
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            model = model_cls.from_pretrained(source)
+        self.model = model.to(self.device).eval()
         self.model.requires_grad_(False)
         self.encoder = SeparatorEncoder(self.tokenizer, self.meta.max_length, self.meta.max_question_tokens)
         self.batch_size = batch_size

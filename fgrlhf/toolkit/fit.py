@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ Batches = Callable[[random.Random], list[list[int]]]
 class FitConfig:
     """The settings every training has; each training's config subclasses it, restating the
     defaults that differ and adding its own fields."""
+
+    RULES: ClassVar[dict[str, str]] = {"lr": "> 0", "weight_decay": ">= 0", "epochs": "> 0", "batch_size": "> 0",
+                                       "grad_clip": "> 0"}
 
     lr: float = 5e-5
     weight_decay: float = 0.0

@@ -87,3 +87,30 @@ def plain_config(node) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(node) if OmegaConf.is_config(node) else asdict(node)  # type: ignore[return-value]
+
+
+def save_or_rescue(directory: str | Path, save: Callable[[Path], Any], app: str) -> Path:
+    """``save(directory)``; when that fails to write (``OSError``: read-only, full disk, a
+    file in the way), ``save`` into a fresh ``$TMPDIR/fgrlhf-rescue-<app>-<time>/`` instead, so
+    that what a run produced is never lost, and raise an ``OutputError`` naming both folders."""
+    import os
+    import tempfile
+    import time
+
+    from fgrlhf.errors import OutputError
+
+    directory = Path(directory)
+    try:
+        save(directory)
+        return directory
+    except OSError as err:
+        reason = err.strerror or str(err)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        rescue = Path(tempfile.gettempdir()) / f"fgrlhf-rescue-{app.removeprefix('fgrlhf-')}-{stamp}-{os.getpid()}"
+        try:
+            save(rescue)
+        except OSError as second:
+            raise OutputError(f"could not write {directory} ({reason}), nor the rescue copy {rescue} "
+                              f"({second.strerror or second}): the result is lost") from err
+        raise OutputError(f"could not write {directory} ({reason}); the result was saved to {rescue} instead: "
+                          f"move it there by hand (e.g. mv {rescue} {directory})") from err

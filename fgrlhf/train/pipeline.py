@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import OmegaConf
 
@@ -38,6 +38,8 @@ from fgrlhf.train.config import TaskConfig, set_up_runtime
 @dataclass
 class PipelineConfig(RuntimeConfig):
     """``fgrlhf-pipeline``'s schema. ``device`` and ``threads``, when set, hold for every stage."""
+
+    RULES: ClassVar[dict[str, str]] = {"eval_questions": "> 0", "eval_batch_size": "> 0"}
 
     rm_dir: str = str(PROJECT_ROOT / "runs" / "rm")  # <rm_dir>/<category>, trained if missing
     policy_init: str = "minilm_seq2seq"
@@ -52,14 +54,23 @@ class PipelineConfig(RuntimeConfig):
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
-    """Run the six stages; returns what ``pipeline.json`` holds (before/after metrics, timings)."""
+    """Run the six stages; returns what ``pipeline.json`` holds (before/after metrics, timings).
+    Every stage's settings are checked, and the output folders claimed, before the first runs."""
+    from fgrlhf.runlock import RunLock
+
+    out = (Path(cfg.output) if cfg.output else run_dir()).resolve()
+    check_before_stages(cfg)
+    with RunLock(out, "fgrlhf-pipeline"):
+        return _run_stages(cfg, out)
+
+
+def _run_stages(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     from fgrlhf.eval.checkpoint import evaluate_checkpoint
     from fgrlhf.eval.plots import plot_before_after, plot_learning_curves
     from fgrlhf.train.rewards import build_aggregator, fine_grained_reward
     from fgrlhf.train.tasks import evaluation_examples
 
     set_up_runtime(cfg.threads)
-    out = (Path(cfg.output) if cfg.output else run_dir()).resolve()
     rm_dir, sft_dir = Path(cfg.rm_dir), Path(cfg.sft_dir)
     shared = shared_overrides(cfg)
     timings: dict[str, float] = {}
@@ -77,8 +88,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     if (sft_dir / "fgrlhf_sft.json").exists():
         print(f"  cached at {sft_dir}")
     else:
-        _command("sft", f"policy.init={cfg.policy_init}", f"output={sft_dir}", f"hydra.run.dir={out / 'sft'}",
-                 *shared, *cfg.sft_overrides)
+        _command("sft", *stage_arguments(cfg)["sft"], f"hydra.run.dir={out / 'sft'}")
     timings["SFT"] = time.perf_counter() - t
 
     aggregator = build_aggregator(fine_grained_reward(rm_dir))
@@ -95,8 +105,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
 
     t = _stage(4, total, "fine-grained PPO")
     ppo_dir = out / "ppo"
-    _command("train", *cfg.train_overrides, f"policy.init={sft_dir}", f"hydra.run.dir={ppo_dir}", *shared,
-             *(f"reward.models.{k}.checkpoint={rm_dir / k}" for k in QA_CATEGORIES))
+    _command("train", *stage_arguments(cfg)["train"], f"hydra.run.dir={ppo_dir}")
     timings["PPO"] = time.perf_counter() - t
 
     t = _stage(5, total, "evaluate the PPO policy")
@@ -114,6 +123,61 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     (out / "pipeline.json").write_text(json.dumps(result, indent=1))
     print(f"\n[fgrlhf-pipeline] done in {timings['total'] / 60:.1f} min; report: {out / 'report.md'}")
     return result
+
+
+def stage_arguments(cfg: PipelineConfig) -> dict[str, list[str]]:
+    """The command-line settings of the SFT and PPO stages' commands (``fgrlhf-sft``,
+    ``fgrlhf-train``), without their run folders."""
+    rm_dir, sft_dir = Path(cfg.rm_dir), Path(cfg.sft_dir)
+    shared = shared_overrides(cfg)
+    return {"sft": [f"policy.init={cfg.policy_init}", f"output={sft_dir}", *shared, *cfg.sft_overrides],
+            "train": [*cfg.train_overrides, f"policy.init={sft_dir}", *shared,
+                      *(f"reward.models.{k}.checkpoint={rm_dir / k}" for k in QA_CATEGORIES)]}
+
+
+def check_before_stages(cfg: PipelineConfig) -> None:
+    """What can fail before the first stage starts, so that no stage's work is spent on a run
+    that cannot finish: the SFT and PPO stages' settings (``sft_overrides``,
+    ``train_overrides``) composed and range-checked as their commands will; the initial
+    policy exists; the reward-model and SFT folders can be written where they are missing."""
+    import contextlib
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from fgrlhf.cli.sft import SFTAppConfig
+    from fgrlhf.cli.train import TrainAppConfig
+    from fgrlhf.errors import ConfigError
+    from fgrlhf.policy.checkpoint import LOCAL_INITS
+    from fgrlhf.runlock import check_writable
+    from fgrlhf.toolkit.load import model_source
+    from fgrlhf.train.ppo_run import config_problems
+    from fgrlhf.validate import validate
+
+    schemas = {"sft": (SFTAppConfig, "sft_overrides", lambda c: []),
+               "train": (TrainAppConfig, "train_overrides", config_problems)}
+    # Inside the running app Hydra is set up already; called directly, set it up here.
+    outside = not GlobalHydra.instance().is_initialized()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3") if outside else contextlib.nullcontext():
+        for stage, args in stage_arguments(cfg).items():
+            schema, key, problems = schemas[stage]
+            try:
+                merged = OmegaConf.merge(OmegaConf.structured(schema), compose(config_name=stage, overrides=args))
+                validate(merged, schema, problems(merged))
+            except (HydraException, OmegaConfBaseException, ConfigError) as err:
+                # Hydra's first line says what failed, its cause's first line why.
+                lines = [(str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".") for e in (err, err.__cause__) if e]
+                detail = str(err).strip() if isinstance(err, ConfigError) else ": ".join(lines)
+                raise ConfigError(f"{key}: the fgrlhf-{stage} stage would refuse its settings: {detail}") from None
+    if cfg.policy_init not in LOCAL_INITS:
+        model_source(cfg.policy_init, "initial policy (policy_init)")
+    rm_dir, sft_dir = Path(cfg.rm_dir), Path(cfg.sft_dir)
+    if not all((rm_dir / k / "fgrlhf_rm.json").exists() for k in QA_CATEGORIES):
+        check_writable(rm_dir, "reward models' folder (rm_dir)")
+    if not (sft_dir / "fgrlhf_sft.json").exists():
+        check_writable(sft_dir.parent, "SFT policy's folder (sft_dir)")
 
 
 def shared_overrides(cfg: PipelineConfig) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,9 @@ from fgrlhf.toolkit.save import save_model_dir
 @dataclass
 class OptimConfig(FitConfig):
     """A reward model's training: an encoder under a new head, early stopping on dev."""
+
+    RULES: ClassVar[dict[str, str]] = {"warmup_ratio": "[0, 1]", "patience": ">= 0", "evals_per_epoch": "> 0",
+                                       "error_class_weight": "> 0", "freeze_layers": ">= 0", "head_lr": "> 0"}
 
     weight_decay: float = 0.01
     epochs: int = 4
@@ -131,7 +135,9 @@ def freeze_lower_layers(model, n_layers: int) -> int:
     if layers is None or embeddings is None:
         raise ValueError(f"freeze_layers: cannot find embeddings and encoder.layer in {type(base).__name__}")
     if n_layers > len(layers):
-        raise ValueError(f"freeze_layers={n_layers}, but the encoder has {len(layers)} layers")
+        from fgrlhf.errors import ConfigError
+
+        raise ConfigError(f"optim.freeze_layers={n_layers}, but the encoder has {len(layers)} layers")
     frozen = 0
     for module in [embeddings, *layers[:n_layers]]:
         for p in module.parameters():
@@ -263,7 +269,14 @@ def train_ranking_model(model, train: Sequence[Sequence[Window]], train_ex: Sequ
     return _fit(model, len(train), batch_loss, evaluate, describe, cfg, logger)
 
 
-def save_checkpoint(model, tokenizer, meta: RMMetadata, directory) -> None:
-    """Hugging Face format (safetensors) + tokenizer + fgrlhf_rm.json, written atomically:
-    an interrupted save never leaves a half checkpoint."""
-    save_model_dir(directory, model, tokenizer, extra=meta.save)
+def save_checkpoint(model, tokenizer, meta: RMMetadata, directory, split=None) -> None:
+    """Hugging Face format (safetensors) + tokenizer + fgrlhf_rm.json (+ the question
+    ``split`` as split.json), written atomically: an interrupted save never leaves a half
+    checkpoint."""
+
+    def extra(tmp) -> None:
+        meta.save(tmp)
+        if split is not None:
+            split.save(tmp / "split.json")
+
+    save_model_dir(directory, model, tokenizer, extra=extra)

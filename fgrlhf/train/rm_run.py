@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from fgrlhf.errors import ConfigError
 from fgrlhf.paths import PROJECT_ROOT, run_dir
 from fgrlhf.reward.categories import RM_CATEGORIES
 
@@ -44,29 +45,49 @@ def run(cfg) -> dict[str, Any]:
     """Train (``cfg.mode=train``) or evaluate (``eval``) the reward model ``cfg.rm.category``;
     ``cfg``: the ``fgrlhf-rm`` schema (``fgrlhf.cli.rm.RMAppConfig``). Returns the summary."""
     import torch
-    import transformers
 
     from fgrlhf.data import load_feedback
     from fgrlhf.device import default_device
     from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+    from fgrlhf.train.config import set_up_runtime
 
     spec = cfg.rm
-    if spec.category not in RM_CATEGORIES:
-        raise ValueError(f"rm.category={spec.category!r}; expected one of {', '.join(RM_CATEGORIES)}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    transformers.logging.set_verbosity_error()  # the new-head load report is expected here
-    device = torch.device(cfg.device) if cfg.device else default_device()
-    data = load_feedback(cfg.feedback_file)
-    questions = [ex.question for ex in data]
-    segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
-    examples = build_examples(spec.category, data, segmenter, spec)
     checkpoint = Path(cfg.checkpoint or PROJECT_ROOT / "runs" / "rm" / spec.category)
+    with claim_outputs(cfg, checkpoint):
+        set_up_runtime(cfg.threads)  # quiet transformers: the new-head load report is expected here
+        device = torch.device(cfg.device) if cfg.device else default_device()
+        data = load_feedback(cfg.feedback_file)
+        questions = [ex.question for ex in data]
+        segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
+        examples = build_examples(spec.category, data, segmenter, spec)
+        if cfg.mode == "eval":
+            return evaluate(cfg, checkpoint, examples, questions, device)
+        return train(cfg, checkpoint, examples, data, device)
+
+
+def claim_outputs(cfg, checkpoint: Path):
+    """What can be checked before any work: the category and mode exist; in eval mode, the
+    checkpoint is a whole reward model; in train mode, the backbone exists and the
+    checkpoint's folder can be written. Returns the run folder's lock to hold while training
+    (nothing to hold in eval mode)."""
+    import contextlib
+
+    from fgrlhf.paths import resolve_pretrained
+    from fgrlhf.reward.learned import RMMetadata
+    from fgrlhf.runlock import RunLock, check_writable
+    from fgrlhf.toolkit.load import model_source
+
+    if cfg.rm.category not in RM_CATEGORIES:
+        raise ConfigError(f"rm.category={cfg.rm.category!r}: one of {', '.join(RM_CATEGORIES)}")
+    if cfg.mode not in ("train", "eval"):
+        raise ConfigError(f"mode={cfg.mode!r}: one of train, eval")
     if cfg.mode == "eval":
-        return evaluate(cfg, checkpoint, examples, questions, device)
-    if cfg.mode != "train":
-        raise ValueError(f"mode={cfg.mode!r}; expected train or eval")
-    return train(cfg, checkpoint, examples, data, device)
+        RMMetadata.load(checkpoint)
+        model_source(checkpoint, "reward-model checkpoint")
+        return contextlib.nullcontext()
+    model_source(resolve_pretrained(cfg.backbone), "backbone")
+    check_writable(checkpoint.parent, "checkpoint's folder")
+    return RunLock(run_dir(), "fgrlhf-rm")
 
 
 def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
@@ -80,7 +101,8 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
     from fgrlhf.paths import resolve_pretrained
     from fgrlhf.reward.encoding import SeparatorEncoder
     from fgrlhf.reward.learned import RMMetadata
-    from fgrlhf.toolkit.save import plain_config, portable_path
+    from fgrlhf.toolkit.load import loading, model_source
+    from fgrlhf.toolkit.save import plain_config, portable_path, save_or_rescue
     from fgrlhf.train import rm as T
 
     spec = cfg.rm
@@ -89,14 +111,16 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
     if cfg.split_file:
         split = QuestionSplit.load(cfg.split_file)
         if split.fingerprint != questions_fingerprint(questions):
-            raise ValueError(f"split {cfg.split_file} was drawn for another feedback file ({split.source})")
+            raise ConfigError(f"split_file={cfg.split_file} was drawn for another feedback file ({split.source}), "
+                              f"not {cfg.feedback_file}")
     else:
         split = split_by_question(questions, cfg.split.dev_questions, cfg.split.test_questions, cfg.split.seed,
                                   source=portable_path(cfg.feedback_file))
     train_ex, dev_ex, test_ex = (select(examples, getattr(split, part)) for part in ("train", "dev", "test"))
 
-    backbone = resolve_pretrained(cfg.backbone)
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    backbone = model_source(resolve_pretrained(cfg.backbone), "backbone")
+    with loading(backbone, "backbone"):
+        tokenizer = AutoTokenizer.from_pretrained(backbone)
     encoder = SeparatorEncoder(tokenizer, spec.max_length, spec.max_question_tokens)
     pad_id = tokenizer.pad_token_id or 0
     logger = MetricsLogger(run_dir(), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
@@ -109,9 +133,10 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
     if kind == "segment":
         from transformers import AutoModelForTokenClassification
 
-        model = AutoModelForTokenClassification.from_pretrained(
-            backbone, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1}
-        ).to(device)
+        with loading(backbone, "backbone"):
+            model = AutoModelForTokenClassification.from_pretrained(
+                backbone, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1}
+            ).to(device)
         tr, dv, te = (T.segment_windows(encoder, x, spec.use_passages) for x in (train_ex, dev_ex, test_ex))
         result = T.train_segment_model(model, tr, dv, pad_id, spec.optim, device, logger)
         train_seconds = time.time() - t0
@@ -123,7 +148,8 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
     else:
         from fgrlhf.reward.learned import MeanPoolScorer
 
-        model = MeanPoolScorer.from_pretrained(backbone).to(device)
+        with loading(backbone, "backbone"):
+            model = MeanPoolScorer.from_pretrained(backbone).to(device)
         tr, dv, te = (T.ranking_inputs(encoder, x, spec.use_passages) for x in (train_ex, dev_ex, test_ex))
         result = T.train_ranking_model(model, tr, train_ex, dv, dev_ex, pad_id, spec.optim, device, logger)
         train_seconds = time.time() - t0
@@ -140,10 +166,10 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
                "train_seconds": round(train_seconds, 1), "test": test, "optim": plain_config(spec.optim),
                "min_error_words": spec.min_error_words, "coverage_threshold": spec.coverage_threshold},
     )
-    T.save_checkpoint(model, tokenizer, meta, checkpoint)
-    split.save(checkpoint / "split.json")
     logger.log({f"test/{k}": v for k, v in test.items()}, result["best_step"] + 1)
     logger.close()
+    # A checkpoint folder that cannot be written keeps the trained model in a rescue folder.
+    save_or_rescue(checkpoint, lambda folder: T.save_checkpoint(model, tokenizer, meta, folder, split), "fgrlhf-rm")
     print(f"[fgrlhf-rm] {spec.category} trained in {train_seconds:.1f} s on {device} "
           f"({torch.get_num_threads()} threads); checkpoint {checkpoint}")
     return {"rm": spec.category, "split": "test", "checkpoint": str(checkpoint),
@@ -158,29 +184,33 @@ def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, An
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint
     from fgrlhf.reward.encoding import SeparatorEncoder
     from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata
+    from fgrlhf.toolkit.load import loading
     from fgrlhf.train import rm as T
 
     meta = RMMetadata.load(checkpoint)
     if meta.category != cfg.rm.category:
-        raise ValueError(f"{checkpoint} is a {meta.category} model, but rm={cfg.rm.category} was asked for")
+        raise ConfigError(f"checkpoint={checkpoint} is a {meta.category} model, but rm={cfg.rm.category} was "
+                          "asked for")
     part = cfg.eval_split
     split_path = checkpoint / "split.json"
     if part != "all":
         split = QuestionSplit.load(split_path) if split_path.exists() else None
         if split is None or split.fingerprint != questions_fingerprint(questions):
-            raise ValueError(f"eval_split={part} needs the split the checkpoint was trained with, and "
-                             f"{cfg.feedback_file} is not the file it was drawn from; use eval_split=all")
+            raise ConfigError(f"eval_split={part} needs the split the checkpoint was trained with, and "
+                              f"{cfg.feedback_file} is not the file it was drawn from; use eval_split=all")
         examples = select(examples, getattr(split, part))
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    with loading(checkpoint, "reward-model checkpoint"):
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        is_segment = RM_CATEGORIES[meta.category][0] == "segment"
+        model = (AutoModelForTokenClassification if is_segment else MeanPoolScorer).from_pretrained(checkpoint)
+    model = model.to(device)
     encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
     pad_id = tokenizer.pad_token_id or 0
-    if RM_CATEGORIES[meta.category][0] == "segment":
-        model = AutoModelForTokenClassification.from_pretrained(checkpoint).to(device)
+    if is_segment:
         windows = T.segment_windows(encoder, examples, meta.use_passages)
         preds, golds, _ = T.predict_segments(model, windows, pad_id, device)
         metrics = T.segment_metrics(preds, golds)
     else:
-        model = MeanPoolScorer.from_pretrained(checkpoint).to(device)
         inputs = T.ranking_inputs(encoder, examples, meta.use_passages)
         metrics = T.pairwise_metrics(T.predict_rankings(model, inputs, pad_id, device), examples)
     return {"rm": meta.category, "split": part, "file": str(cfg.feedback_file), "checkpoint": str(checkpoint),

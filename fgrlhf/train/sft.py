@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from tqdm import tqdm
@@ -22,6 +23,8 @@ from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 @dataclass
 class SFTConfig(FitConfig):
     """Supervised fine-tuning of a whole policy: warmup in steps, dev loss per epoch."""
+
+    RULES: ClassVar[dict[str, str]] = {"warmup_steps": ">= 0", "max_answer_tokens": "> 0", "max_minutes": "> 0"}
 
     lr: float = 1e-4
     epochs: int = 3

@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fgrlhf.config import SplitConfig
+from fgrlhf.errors import ConfigError
 from fgrlhf.paths import PROJECT_ROOT, run_dir
 
 
@@ -35,14 +36,14 @@ def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig,
 
         prompts = load_prompts(prompts_file)
         parts = split_by_question([p.question for p in prompts], split.dev_questions, split.test_questions,
-                                  split.seed)
+                                  split.seed, source=str(prompts_file))
         return {part: [(prompts[i].text, prompts[i].references[0]) for i in getattr(parts, part)
                        if prompts[i].references] for part in ("train", "dev")}
     if task == "rtp":
         from fgrlhf.data.rtp import load_rtp, split_rtp
 
         records = load_rtp(prompts_file)
-        parts = split_rtp(records, split.eval_prompts, split.scorer_test, split.seed)
+        parts = split_rtp(records, split.eval_prompts, split.scorer_test, split.seed, source=str(prompts_file))
         by_index = {r.index: r for r in records}
         pairs = [(by_index[i].prompt.text, by_index[i].continuation.text)
                  for i in sorted(set(parts.scorer_train) | set(parts.scorer_test))
@@ -50,7 +51,7 @@ def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig,
         random.Random(split.seed).shuffle(pairs)
         n_dev = max(1, round(dev_fraction * len(pairs)))
         return {"train": pairs[n_dev:], "dev": pairs[:n_dev]}
-    raise ValueError(f"task must be qa_feedback or rtp, not {task!r}")
+    raise ConfigError(f"task={task!r}: one of qa_feedback, rtp")
 
 
 def run(cfg) -> dict[str, Any]:
@@ -61,20 +62,35 @@ def run(cfg) -> dict[str, Any]:
     import transformers
 
     from fgrlhf.device import default_device
-    from fgrlhf.logging import MetricsLogger
     from fgrlhf.policy import Policy
-    from fgrlhf.policy.checkpoint import base_checkpoint
-    from fgrlhf.toolkit.save import plain_config, save_model_dir
+    from fgrlhf.policy.checkpoint import LOCAL_INITS, base_checkpoint
+    from fgrlhf.runlock import RunLock, check_writable
+    from fgrlhf.toolkit.load import model_source
+
+    out = Path(cfg.output or PROJECT_ROOT / "runs" / "sft" / Path(cfg.policy.init).name)
+    # Before any work: the initial policy exists, the outputs can be written, no other run writes here.
+    if cfg.policy.init not in LOCAL_INITS:
+        model_source(cfg.policy.init, "initial policy (policy.init)")
+    check_writable(out.parent, "output's folder")
+    with RunLock(run_dir(), "fgrlhf-sft"):
+        transformers.logging.set_verbosity_error()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = cfg.device or default_device().type
+        pairs = sft_pairs(cfg.task, cfg.prompts_file, cfg.split, cfg.dev_fraction)
+        if not pairs["train"]:
+            raise ConfigError(f"{cfg.prompts_file}: no (prompt, answer) pair to train on (task={cfg.task})")
+        policy = Policy.from_pretrained(base_checkpoint(cfg.policy.init), cfg.policy.kind,
+                                        cfg.policy.max_prompt_tokens, device)
+        return _train(cfg, policy, pairs, out, device)
+
+
+def _train(cfg, policy, pairs: dict[str, list[tuple[str, str]]], out: Path, device: str) -> dict[str, Any]:
+    """Fine-tune ``policy`` on ``pairs``, log to the run folder and save it to ``out``."""
+    from fgrlhf.logging import MetricsLogger
+    from fgrlhf.toolkit.save import plain_config, save_model_dir, save_or_rescue
     from fgrlhf.train.sft import train_sft
 
-    transformers.logging.set_verbosity_error()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = cfg.device or default_device().type
-    pairs = sft_pairs(cfg.task, cfg.prompts_file, cfg.split, cfg.dev_fraction)
-    init = base_checkpoint(cfg.policy.init)
-    policy = Policy.from_pretrained(init, cfg.policy.kind, cfg.policy.max_prompt_tokens, device)
-    out = Path(cfg.output or PROJECT_ROOT / "runs" / "sft" / Path(cfg.policy.init).name)
     logger = MetricsLogger(run_dir(), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
                            project=cfg.wandb.project, mode=cfg.wandb.mode, name="sft")
     print(f"[fgrlhf-sft] {policy.kind} policy from {cfg.policy.init}: {len(pairs['train'])} train / "
@@ -83,7 +99,9 @@ def run(cfg) -> dict[str, Any]:
     logger.close()
     record = {"init": cfg.policy.init, "kind": policy.kind, "task": cfg.task, "split_seed": cfg.split.seed,
               "sft": plain_config(cfg.sft), "history": history}
-    save_model_dir(out, policy.model, policy.tokenizer, metadata={"fgrlhf_sft.json": record})
+    # An output folder that cannot be written keeps the fine-tuned policy in a rescue folder.
+    save_or_rescue(out, lambda folder: save_model_dir(folder, policy.model, policy.tokenizer,
+                                                      metadata={"fgrlhf_sft.json": record}), "fgrlhf-sft")
     print(f"[fgrlhf-sft] done in {history['seconds']} s; checkpoint {out}")
     return {"checkpoint": str(out), "kind": policy.kind, "steps": history["steps"],
             "seconds": history["seconds"], "dev_loss_before": history["dev_loss_before"],

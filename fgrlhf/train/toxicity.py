@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,8 @@ from fgrlhf.train.rm import encoder_optimizer, freeze_lower_layers
 class ScorerOptimConfig(FitConfig):
     """The toxicity scorer's training: an encoder (or a bag of n-grams) under a new head,
     every epoch to the end (no dev split)."""
+
+    RULES: ClassVar[dict[str, str]] = {"head_lr": "> 0", "warmup_ratio": "[0, 1]", "freeze_layers": ">= 0"}
 
     head_lr: float = 1e-3  # the new head: a fine-tuning rate would move it too slowly in one epoch
     weight_decay: float = 0.01

@@ -26,22 +26,43 @@ def run(cfg) -> dict[str, Any]:
     ``fgrlhf-toxicity`` schema (``fgrlhf.cli.toxicity.ToxicityAppConfig``). Returns the
     agreement metrics with the run's summary."""
     import torch
-    import transformers
 
     from fgrlhf.data.rtp import load_rtp
     from fgrlhf.device import default_device
+    from fgrlhf.train.config import set_up_runtime
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    transformers.logging.set_verbosity_error()  # the new-head load report is expected here
-    device = torch.device(cfg.device) if cfg.device else default_device()
-    records = load_rtp(cfg.data_file)
     checkpoint = Path(cfg.checkpoint or PROJECT_ROOT / "runs" / "toxicity")
+    with claim_outputs(cfg, checkpoint):
+        set_up_runtime(cfg.threads)  # quiet transformers: the new-head load report is expected here
+        device = torch.device(cfg.device) if cfg.device else default_device()
+        records = load_rtp(cfg.data_file)
+        if cfg.mode == "eval":
+            return evaluate(cfg, checkpoint, records, device)
+        return train(cfg, checkpoint, records, device)
+
+
+def claim_outputs(cfg, checkpoint: Path):
+    """What can be checked before any work: in eval mode, the checkpoint is a scorer's; in
+    train mode, the backbone exists and the checkpoint's folder can be written. Returns the
+    run folder's lock to hold while training (nothing to hold in eval mode)."""
+    import contextlib
+
+    from fgrlhf.errors import ConfigError
+    from fgrlhf.paths import resolve_pretrained
+    from fgrlhf.reward.learned import RMMetadata
+    from fgrlhf.reward.toxicity import FastTextToxicityScorer
+    from fgrlhf.runlock import RunLock, check_writable
+    from fgrlhf.toolkit.load import model_source
+
+    if cfg.mode not in ("train", "eval"):
+        raise ConfigError(f"mode={cfg.mode!r}: one of train, eval")
     if cfg.mode == "eval":
-        return evaluate(cfg, checkpoint, records, device)
-    if cfg.mode != "train":
-        raise ValueError(f"mode={cfg.mode!r}; expected train or eval")
-    return train(cfg, checkpoint, records, device)
+        RMMetadata.load(checkpoint, "toxicity scorer")
+        return contextlib.nullcontext()
+    if cfg.backbone != FastTextToxicityScorer.BACKBONE:
+        model_source(resolve_pretrained(cfg.backbone), "backbone")
+    check_writable(checkpoint.parent, "checkpoint's folder")
+    return RunLock(run_dir(), "fgrlhf-toxicity")
 
 
 def evaluate(cfg, checkpoint: Path, records, device) -> dict[str, Any]:
@@ -60,7 +81,9 @@ def evaluate(cfg, checkpoint: Path, records, device) -> dict[str, Any]:
         split.check(records)
         indices = split.scorer_test if cfg.eval_split == "test" else split.eval_prompts
     else:
-        raise ValueError(f"eval_split={cfg.eval_split!r}; expected test, eval_prompts or all")
+        from fgrlhf.errors import ConfigError
+
+        raise ConfigError(f"eval_split={cfg.eval_split!r}: one of test, eval_prompts, all")
     items = scored_texts(records, indices)
     predicted = scorer.toxicity([t.text for t in items])
     baseline = float(scorer.meta.extra.get("train_mean_toxicity", 0.0))  # type: ignore[union-attr]
@@ -75,10 +98,11 @@ def train(cfg, checkpoint: Path, records, device) -> dict[str, Any]:
     import torch
 
     from fgrlhf.data.rtp import RTPSplit, scored_texts, split_rtp
+    from fgrlhf.errors import ConfigError
     from fgrlhf.eval.detox import agreement_metrics
     from fgrlhf.logging import MetricsLogger
     from fgrlhf.reward.toxicity import new_toxicity_scorer, toxicity_metadata
-    from fgrlhf.toolkit.save import plain_config, portable_path
+    from fgrlhf.toolkit.save import plain_config, portable_path, save_or_rescue
     from fgrlhf.train.toxicity import train_scorer
 
     if cfg.split_file:
@@ -91,6 +115,10 @@ def train(cfg, checkpoint: Path, records, device) -> dict[str, Any]:
     if cfg.max_train_texts is not None and cfg.max_train_texts < len(train_items):
         train_items = random.Random(cfg.split.seed).sample(train_items, cfg.max_train_texts)
     test_items = scored_texts(records, split.scorer_test)
+    if not train_items or not test_items:
+        raise ConfigError(f"{cfg.data_file}: the split leaves {len(train_items)} scored training and "
+                          f"{len(test_items)} test texts (split.eval_prompts={cfg.split.eval_prompts}, "
+                          f"split.scorer_test={cfg.split.scorer_test}); both need at least one")
     train_targets = [float(t.toxicity) for t in train_items]  # type: ignore[arg-type]
     train_mean = sum(train_targets) / len(train_targets)
 
@@ -113,9 +141,10 @@ def train(cfg, checkpoint: Path, records, device) -> dict[str, Any]:
         "train_mean_toxicity": train_mean, "n_train_texts": len(train_items), "train_seconds": round(train_seconds, 1),
         "steps": result["steps"], "final_epoch_loss": result["final_epoch_loss"], "optim": plain_config(cfg.optim),
         "test": test})
-    scorer.save(checkpoint, meta, split)
     logger.log({f"test/{k}": v for k, v in test.items() if isinstance(v, (int, float))}, result["steps"])
     logger.close()
+    # A checkpoint folder that cannot be written keeps the trained scorer in a rescue folder.
+    save_or_rescue(checkpoint, lambda folder: scorer.save(folder, meta, split), "fgrlhf-toxicity")
     print(f"[fgrlhf-toxicity] trained in {train_seconds:.1f} s on {device} ({torch.get_num_threads()} threads); "
           f"checkpoint {checkpoint}")
     return {"scorer": "toxicity", "split": "test", "checkpoint": str(checkpoint),

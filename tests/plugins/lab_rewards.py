@@ -75,3 +75,19 @@ class NaNAfter:
         self.calls -= 1
         value = 1.0 if self.calls >= 0 else float("nan")
         return SegmentScores.from_lists([[value] * len(row) for row in spans])
+
+
+class RaisesAfter:
+    """Sequence-level: 1.0 per answer for ``calls`` batches, then raises (a reward model
+    whose service or file went away mid-run)."""
+
+    granularity = Granularity.SEQUENCE
+
+    def __init__(self, calls: int = 2) -> None:
+        self.calls = calls
+
+    def score(self, inputs: RewardInputs, spans) -> SegmentScores:
+        self.calls -= 1
+        if self.calls < 0:
+            raise ConnectionError("the scoring service stopped answering")
+        return SegmentScores.from_lists([[1.0] * len(row) for row in spans])

@@ -116,10 +116,12 @@ class ToxicityScorer:
         from transformers import AutoTokenizer
 
         from fgrlhf.paths import resolve_pretrained
+        from fgrlhf.toolkit.load import loading, model_source
 
-        path = resolve_pretrained(backbone)
-        return cls(MeanPoolScorer.from_pretrained(path), AutoTokenizer.from_pretrained(path),
-                   max_length, batch_size, device, bf16)
+        path = model_source(resolve_pretrained(backbone), "backbone")
+        with loading(path, "backbone"):
+            model, tokenizer = MeanPoolScorer.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+        return cls(model, tokenizer, max_length, batch_size, device, bf16)
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, device: str | torch.device | None = None,
@@ -127,12 +129,17 @@ class ToxicityScorer:
         """A trained scorer, frozen: what rewards and evaluation use."""
         from transformers import AutoTokenizer
 
-        meta = RMMetadata.load(checkpoint)
+        from fgrlhf.errors import CheckpointError
+        from fgrlhf.toolkit.load import loading, model_source
+
+        meta = RMMetadata.load(checkpoint, "toxicity scorer")
         if meta.kind != CATEGORY:
-            raise ValueError(f"{checkpoint} holds a {meta.category} ({meta.kind}) model, not a toxicity scorer "
-                             "(train one with fgrlhf-toxicity)")
-        scorer = cls(MeanPoolScorer.from_pretrained(checkpoint), AutoTokenizer.from_pretrained(str(checkpoint)),
-                     meta.max_length, batch_size, device, bf16)
+            raise CheckpointError(f"{checkpoint} holds a {meta.category} ({meta.kind}) model, not a toxicity "
+                                  "scorer (train one with fgrlhf-toxicity)")
+        source = model_source(checkpoint, "toxicity scorer")
+        with loading(source, "toxicity scorer"):
+            model, tokenizer = MeanPoolScorer.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+        scorer = cls(model, tokenizer, meta.max_length, batch_size, device, bf16)
         scorer.model.eval().requires_grad_(False)
         scorer.meta = meta
         return scorer
@@ -233,8 +240,11 @@ class FastTextToxicityScorer:
     def from_pretrained(cls, checkpoint: str | Path, device: str | torch.device | None = None,
                         batch_size: int = 256, bf16: bool | None = None) -> FastTextToxicityScorer:
         """A trained scorer, frozen. ``bf16`` is accepted like ``ToxicityScorer``'s and unused."""
-        meta = RMMetadata.load(checkpoint)
-        model = BagOfNgrams.from_pretrained(checkpoint, int(meta.extra["buckets"]), int(meta.extra["dim"]))
+        from fgrlhf.toolkit.load import loading
+
+        meta = RMMetadata.load(checkpoint, "toxicity scorer")
+        with loading(checkpoint, "toxicity scorer"):
+            model = BagOfNgrams.from_pretrained(checkpoint, int(meta.extra["buckets"]), int(meta.extra["dim"]))
         scorer = cls(model.eval().requires_grad_(False), batch_size, device)
         scorer.meta = meta
         return scorer
@@ -265,7 +275,7 @@ class FastTextToxicityScorer:
 def load_toxicity_scorer(checkpoint: str | Path, device: str | torch.device | None = None,
                          batch_size: int = 64, bf16: bool | None = None) -> OfflineToxicityScorer:
     """The scorer saved in ``checkpoint`` by ``fgrlhf-toxicity``, whichever kind it is."""
-    meta = RMMetadata.load(checkpoint)
+    meta = RMMetadata.load(checkpoint, "toxicity scorer")
     if meta.kind == CATEGORY and meta.backbone == FastTextToxicityScorer.BACKBONE:
         return FastTextToxicityScorer.from_pretrained(checkpoint, device, max(batch_size, 256))
     return ToxicityScorer.from_pretrained(checkpoint, device, batch_size, bf16)
