@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -46,4 +48,29 @@ def hydra_app(app: str, config_name: str, schema: type, run: Callable[[Any], Any
             print(line)
 
     main.__name__ = main.__qualname__ = config_name
-    return hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(main)
+    hydra_main = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(main)
+
+    def entry() -> None:
+        # Hydra creates the run folder and writes its .hydra/ records before the recipe
+        # starts: an unwritable folder, or one another run holds, is refused first.
+        report_user_errors(app, check_run_dir_argument, sys.argv[1:])
+        hydra_main()
+
+    return entry
+
+
+def check_run_dir_argument(argv: list[str]) -> None:
+    """The ``hydra.run.dir=`` of a single run (not a multirun), checked writable and free."""
+    from fgrlhf.errors import OutputError
+    from fgrlhf.runlock import check_writable, holder, in_use_message
+
+    if "-m" in argv or "--multirun" in argv:
+        return
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    if not given or "${" in given[-1]:
+        return
+    folder = Path(given[-1])
+    check_writable(folder, "run folder (hydra.run.dir)")
+    other = holder(folder)
+    if other is not None:
+        raise OutputError(in_use_message(folder, other))

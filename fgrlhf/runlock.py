@@ -40,9 +40,27 @@ def check_writable(folder: str | Path, what: str = "output folder") -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise OutputError(f"the {what} {folder} is not writable ({err.strerror or err}); "
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file" if blocker is not None else (err.strerror or str(err))
+        raise OutputError(f"the {what} {folder} is not writable ({reason}); "
                           f"choose another one (e.g. hydra.run.dir=...)") from None
     return folder
+
+
+def holder(folder: str | Path) -> dict[str, Any] | None:
+    """The live run that holds ``folder``'s lock (its lock record), or ``None``."""
+    lock = RunLock(folder, "")
+    other = lock._read()
+    pid = other.get("pid")
+    if isinstance(pid, int) and other.get("host") == socket.gethostname() and pid_alive(pid) and pid != os.getpid():
+        return other
+    return None
+
+
+def in_use_message(folder: str | Path, other: dict[str, Any]) -> str:
+    return (f"the output folder {folder} is in use by another run: {other.get('app', '?')} "
+            f"(process {other.get('pid')}, started {other.get('started', '?')}: {other.get('command', '?')}); "
+            "wait for it to finish or choose another folder")
 
 
 class RunLock:
@@ -71,12 +89,9 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 other = self._read()
-                pid, host = other.get("pid"), other.get("host")
-                if isinstance(pid, int) and host == socket.gethostname() and pid_alive(pid) and pid != os.getpid():
-                    raise OutputError(
-                        f"the output folder {self.folder} is in use by another run: {other.get('app', '?')} "
-                        f"(process {pid}, started {other.get('started', '?')}: {other.get('command', '?')}); "
-                        "wait for it to finish or choose another folder") from None
+                pid = other.get("pid")
+                if holder(self.folder) is not None:
+                    raise OutputError(in_use_message(self.folder, other)) from None
                 print(f"{self.app}: note: taking over the stale lock of {self.folder} "
                       f"(process {pid} of {other.get('app', '?')} is no longer running)", file=sys.stderr)
                 self.path.unlink(missing_ok=True)

@@ -159,11 +159,10 @@ def test_full_traceback_on_request(tmp_path):
     assert "Traceback" in res.stderr and "ConfigError" in res.stderr and "rm.optim.lr=-1.0" in res.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="Hydra creates the run folder before the app starts: needs a check of "
-                                       "hydra.run.dir in fgrlhf/app.py")
-def test_an_unwritable_run_folder_is_one_clear_error(tmp_path, inputs):
-    res = command("train", "experiment=tiny", f"hydra.run.dir={inputs['blocker']}/run", cwd=tmp_path)
-    assert_user_error(res, f"{inputs['blocker']}/run")
+@pytest.mark.parametrize("app", ["train", "rm", "sft", "eval", "toxicity", "dpo"])
+def test_an_unwritable_run_folder_is_one_clear_error(tmp_path, inputs, app):
+    res = command(app, f"hydra.run.dir={inputs['blocker']}/run", cwd=tmp_path)
+    assert_user_error(res, f"{inputs['blocker']}/run", f"{inputs['blocker']} is a file")
 
 
 # --- faults in runs that train: tiny models ---------------------------------------------------
