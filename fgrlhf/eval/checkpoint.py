@@ -54,6 +54,19 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
     summary = {"policy": str(policy_path), "questions": len(examples), **summary}
     write_jsonl(records, out_dir / "outputs.jsonl")
     rollout_report(items_from_eval_records(records, reward_values(aggregator.rewards)), out_dir / "rollouts.html",
-                   title=f"{policy_path}: {len(examples)} questions")
+                   title=f"{policy_path}: {len(examples)} questions", alerts=training_alerts(policy_path))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def training_alerts(policy_path: str) -> list[str]:
+    """The reward-hacking alerts of the fgrlhf-train run that wrote ``policy_path`` (its
+    ``metrics.json`` beside the ``policy/`` folder), as report lines; none for other policies."""
+    summary = Path(policy_path).parent / "metrics.json"
+    if not summary.is_file():
+        return []
+    try:
+        alerts = json.loads(summary.read_text()).get("alerts", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f"{name}: fired at iterations {', '.join(map(str, steps))}" for name, steps in alerts.items() if steps]

@@ -204,6 +204,16 @@ def _command(module: str, *args: str) -> None:
                          "stages finished before it are kept and reused on the next run")
 
 
+def alert_markdown(alerts: dict[str, list[int]]) -> str:
+    """The report's banner: the reward-hacking alerts that fired while training, if any."""
+    fired = {name: steps for name, steps in alerts.items() if steps}
+    if not fired:
+        return ""
+    lines = "\n".join(f"> - `{name}`: iterations {', '.join(map(str, steps))}" for name, steps in fired.items())
+    return (f"\n> **Reward-hacking alerts fired while training** (rules in `conf/alerts/`; marked on "
+            f"`learning_curves.png`):\n{lines}\n")
+
+
 def report_markdown(before: dict[str, Any], after: dict[str, Any], timings: dict[str, float],
                     train_summary: dict[str, Any], cfg: PipelineConfig) -> str:
     """The report: before/after table, where the outputs are, what the run was."""
@@ -221,7 +231,7 @@ def report_markdown(before: dict[str, Any], after: dict[str, Any], timings: dict
     final = train_summary.get("final", {})
     rewards = ", ".join(f"{k} {v:+.3f}" for k, v in final.items() if k.startswith("reward/"))
     return f"""# fgrlhf pipeline report
-
+{alert_markdown(train_summary.get("alerts", {}))}
 Policy: `{cfg.policy_init}` after SFT (`{cfg.sft_dir}`), then fine-grained PPO with R1 + R2 + R3
 (`{cfg.rm_dir}`); `fgrlhf-train {' '.join(cfg.train_overrides)}`.
 Evaluated greedily on {after.get('questions')} held-out test questions (never seen by the

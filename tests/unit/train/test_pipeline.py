@@ -40,3 +40,23 @@ def test_the_fine_grained_reward_points_at_the_pipelines_reward_models(tmp_path)
         k: str(tmp_path / k) for k in ("relevance", "factuality", "completeness")}
     assert reward.models.relevance.positive == 0.3 and reward.name == "fine_grained"
     assert str(PROJECT_ROOT) in PipelineConfig().rm_dir
+
+
+def test_the_report_carries_the_alerts_that_fired():
+    from fgrlhf.train.pipeline import alert_markdown
+
+    banner = alert_markdown({"sentence_inflation": [5, 6, 7], "empty_answers": []})
+    assert "Reward-hacking alerts fired while training" in banner
+    assert "`sentence_inflation`: iterations 5, 6, 7" in banner and "empty_answers" not in banner
+    assert alert_markdown({"empty_answers": []}) == ""
+
+
+def test_an_evaluated_run_policy_brings_its_alerts(tmp_path):
+    import json
+
+    from fgrlhf.eval.checkpoint import training_alerts
+
+    (tmp_path / "policy").mkdir()
+    assert training_alerts(str(tmp_path / "policy")) == []
+    (tmp_path / "metrics.json").write_text(json.dumps({"alerts": {"kl_bound": [3], "empty_answers": []}}))
+    assert training_alerts(str(tmp_path / "policy")) == ["kl_bound: fired at iterations 3"]
