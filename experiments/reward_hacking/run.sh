@@ -19,7 +19,7 @@ make reward-models
 # A second factuality judge, trained with another seed: a monitor-only twin of R2.
 [ -f runs/rm/factuality_seed1/fgrlhf_rm.json ] || \
   $bin/fgrlhf-rm rm=factuality rm.optim.seed=1 checkpoint=runs/rm/factuality_seed1 threads=$threads
-common=(experiment=qa_cpu threads=$threads iterations=16 eval.every=4 eval.split=dev eval.questions=40
+common=(experiment=qa_cpu threads=$threads eval.every=6 eval.split=dev eval.questions=30
   +reward.monitors.factuality_seed1._target_=fgrlhf.reward.learned.SegmentClassifierReward
   +reward.monitors.factuality_seed1.checkpoint=$PWD/runs/rm/factuality_seed1
   +reward.monitors.factuality_seed1.positive=0.5 +reward.monitors.factuality_seed1.negative=-0.5)
@@ -34,5 +34,4 @@ run() {  # name, overrides...
 run paper
 run shaped "${shaping[@]}"
 run shaped_per_category "${shaping[@]}" ppo.critic=per_category
-run paper_per_category ppo.critic=per_category
 $bin/python $here/summarize.py $out $here
