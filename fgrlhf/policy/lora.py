@@ -16,6 +16,9 @@ from typing import Any, ClassVar
 from torch import nn
 
 ADAPTER_CONFIG = "adapter_config.json"
+# A LoRA policy's adapters: beside its merged export (``policy/``) in a run folder, alone in
+# a PPO checkpoint (whose frozen weights are the run's ``policy.init``).
+ADAPTERS_DIR = "policy_adapters"
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``ValueModel`` predicts V(x, y_≤t) for every response token from an LM's last hidden states:
 - ``separate`` (the paper's setup: a T5-base value model beside a T5-large policy): its own
-  backbone, run with the policy's layout;
+  backbone, run with the policy's layout (a LoRA policy's copy keeps frozen weights and
+  trains adapters of its own);
 - ``shared``: a head on the policy's own hidden states, computed in the same forward pass as
   the log-probs (cheaper; policy and value gradients then meet in the trunk).
 """
@@ -14,6 +15,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora, has_adapters
 from fgrlhf.policy.model import Policy, Rollout
 
 
@@ -34,9 +36,12 @@ class ValueModel(nn.Module):
         return self.backbone is None
 
     @classmethod
-    def for_policy(cls, policy: Policy, separate: bool, backbone_path: str | None = None) -> ValueModel:
+    def for_policy(cls, policy: Policy, separate: bool, backbone_path: str | None = None,
+                   lora: LoRAConfig | None = None) -> ValueModel:
         """A value model for ``policy``: ``separate`` loads ``backbone_path`` (default: a copy
-        of the policy's own weights) as an LM of the same kind, with the same tokenizer."""
+        of the policy's own weights, adapters included when it has them) as an LM of the same
+        kind, with the same tokenizer. With ``lora`` enabled, a backbone loaded from
+        ``backbone_path`` gets adapters of its own and only they (and the head) train."""
         if not separate:
             return cls(_hidden_size(policy.model))
         if backbone_path is None:
@@ -48,6 +53,8 @@ class ValueModel(nn.Module):
 
             model_cls = AutoModelForSeq2SeqLM if policy.kind == "seq2seq" else AutoModelForCausalLM
             backbone = model_cls.from_pretrained(resolve_pretrained(backbone_path)).to(policy.device)
+            if lora is not None and lora.enabled:
+                backbone = apply_lora(backbone, lora, policy.kind)
         return cls(_hidden_size(backbone), backbone).to(policy.device)
 
     def forward(self, policy: Policy, rollout: Rollout, policy_hidden: Tensor | None = None) -> Tensor:
@@ -74,8 +81,12 @@ def _hidden_size(model: nn.Module) -> int:
     raise ValueError(f"cannot find the hidden size of {type(model).__name__}")
 
 
-def make_reference(policy: Policy) -> nn.Module:
-    """A frozen copy of the policy's current weights, in eval mode (KL anchor)."""
+def make_reference(policy: Policy) -> nn.Module | AdaptersOff:
+    """The KL anchor, frozen at the policy's current weights: with LoRA adapters, the policy's
+    own model with its adapters switched off (the frozen base; no second copy of the
+    weights); otherwise a frozen copy of the weights, in eval mode."""
+    if has_adapters(policy.model):
+        return AdaptersOff(policy.model)
     ref = copy.deepcopy(policy.model)
     ref.eval()
     ref.requires_grad_(False)
