@@ -131,7 +131,7 @@ class Policy:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         from fgrlhf.paths import resolve_pretrained
-        from fgrlhf.policy.lora import apply_lora, load_adapters, quantization_config
+        from fgrlhf.policy.lora import apply_lora, load_adapters, lora_enabled, quantization_config
 
         path = resolve_pretrained(name_or_path)
         if kind == "auto":
@@ -146,7 +146,7 @@ class Policy:
                 model = model.to(device)
         if adapters is not None:
             model = load_adapters(model, adapters)
-        elif lora is not None and lora.enabled:
+        elif lora_enabled(lora):
             model = apply_lora(model, lora, kind)
         return cls(model, AutoTokenizer.from_pretrained(path), kind, max_prompt_tokens)
 
@@ -221,9 +221,10 @@ class Policy:
         (and the last hidden states ``[B, T, H]`` at those positions when asked). ``model``
         defaults to the policy's own (pass the reference to score with it).
 
-        The LM head runs at those ``T`` positions only: a causal LM reads ``P + T`` tokens,
-        and over a vocabulary of 262k (Gemma 3) the head at the prompt's positions would cost
-        more than the whole trunk. A seq2seq decoder reads the ``T`` response positions alone."""
+        The LM head runs at those ``T`` positions only (``head_at_response_only``): a causal LM
+        reads ``P + T`` tokens, and over a vocabulary of 262k (Gemma 3) the head at the
+        prompt's positions would cost more than the whole trunk. A seq2seq decoder reads the
+        ``T`` response positions alone."""
         model = model if model is not None else self.model
         q, qm, r, rm = rollout.query_ids, rollout.query_mask, rollout.response_ids, rollout.response_mask
         T = r.shape[1]
@@ -232,7 +233,7 @@ class Policy:
             P = q.shape[1]
             # Position t predicts token t + 1: the logits of positions P - 1 … P + T - 2, which
             # are the last T + 1 positions but the very last.
-            keep = {"logits_to_keep": T + 1} if keeps_logits(model) else {}
+            keep = {"logits_to_keep": T + 1} if head_at_response_only(model) else {}
             out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
                         output_hidden_states=output_hidden_states, **keep)
             logits = out.logits[:, :T] if keep else out.logits[:, P - 1 : P - 1 + T]  # [B, T, V]
@@ -299,6 +300,20 @@ def keeps_logits(model) -> bool:
     """Whether ``model``'s forward takes ``logits_to_keep`` (transformers' causal LMs do):
     the LM head then runs only at the positions kept."""
     return _forward_takes(type(hf_model(model)), "logits_to_keep")
+
+
+def head_at_response_only(model) -> bool:
+    """Whether ``Policy.forward`` runs ``model``'s LM head at the response positions alone:
+    wherever the model takes ``logits_to_keep``, except in a pass that trains the head's
+    weight (full fine-tuning's update). There the head's weight gradient, a sum over every
+    position, would be summed in another order (the prompt positions add exact zeros, but
+    their absence regroups the float sum), moving pinned runs in the 8th digit; frozen passes
+    (rollout scoring, the reference, evaluation) and LoRA updates, whose head is frozen, give
+    the same bits either way."""
+    if not keeps_logits(model):
+        return False
+    head = hf_model(model).get_output_embeddings()
+    return not (torch.is_grad_enabled() and head is not None and head.weight.requires_grad)
 
 
 @cache

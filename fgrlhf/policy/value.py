@@ -15,7 +15,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora, has_adapters
+from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora, has_adapters, lora_enabled
 from fgrlhf.policy.model import Policy, Rollout
 
 
@@ -53,7 +53,7 @@ class ValueModel(nn.Module):
 
             model_cls = AutoModelForSeq2SeqLM if policy.kind == "seq2seq" else AutoModelForCausalLM
             backbone = model_cls.from_pretrained(resolve_pretrained(backbone_path)).to(policy.device)
-            if lora is not None and lora.enabled:
+            if lora_enabled(lora):
                 backbone = apply_lora(backbone, lora, policy.kind)
         return cls(_hidden_size(backbone), backbone).to(policy.device)
 

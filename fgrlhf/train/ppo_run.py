@@ -249,6 +249,7 @@ def build_trainer(cfg: PPORunConfig, par):
 
     from fgrlhf.policy import Policy, ValueModel, make_reference
     from fgrlhf.policy.checkpoint import base_checkpoint
+    from fgrlhf.policy.lora import lora_enabled
     from fgrlhf.train.ppo import PPOTrainer
 
     device = par.accelerator.device
@@ -257,16 +258,16 @@ def build_trainer(cfg: PPORunConfig, par):
         base_checkpoint(cfg.policy.init)
     par.barrier()  # the main process builds a missing base checkpoint, the others wait
     lora = cfg.policy.lora
-    # Resuming with LoRA: the checkpoint's adapters go onto the initial weights, not fresh ones.
+    adapters = lora_enabled(lora)
     policy = Policy.from_pretrained(base_checkpoint(cfg.policy.init), cfg.policy.kind, cfg.policy.max_prompt_tokens,
-                                    device, lora=lora if resume is None or not lora.enabled else None)
+                                    device, lora=lora)
     # Without adapters the reference is a copy of the initial weights, taken before a resume
     # replaces them; with adapters it is the policy's own model with them switched off.
-    reference = None if lora.enabled else make_reference(policy)
+    reference = None if adapters else make_reference(policy)
     state = None
     if resume is not None:
         state, policy.model = load_checkpoint(resume, type(policy.model), device,
-                                              base=policy.model if lora.enabled else None)
+                                              base=policy.model if adapters else None)
     if reference is None:
         reference = make_reference(policy)
     value = ValueModel.for_policy(policy, cfg.policy.value == "separate", cfg.policy.value_init, lora)
@@ -394,7 +395,7 @@ def find_checkpoint(path: str) -> Path:
 
 def load_checkpoint(directory: Path, model_cls, device, base=None):
     """(trainer state, policy model) from a folder written by ``save_checkpoint``; ``base``:
-    the frozen initial model a LoRA checkpoint's adapters go onto (trainable again)."""
+    a LoRA policy on the run's initial weights, whose adapters take the checkpoint's."""
     import torch
 
     from fgrlhf.toolkit.load import loading, model_source
@@ -404,14 +405,14 @@ def load_checkpoint(directory: Path, model_cls, device, base=None):
     except Exception as err:  # truncated or corrupt: torch raises RuntimeError, EOFError, pickle errors
         raise CheckpointError(f"{directory / 'trainer.pt'} cannot be read (truncated or corrupt?): {err}") from None
     if base is not None:
-        from fgrlhf.policy.lora import ADAPTER_CONFIG, ADAPTERS_DIR, load_adapters
+        from fgrlhf.policy.lora import ADAPTER_CONFIG, ADAPTERS_DIR, load_adapter_weights
 
         adapters = directory / ADAPTERS_DIR
         if not (adapters / ADAPTER_CONFIG).is_file():
             raise CheckpointError(f"{directory} holds no LoRA adapters ({ADAPTERS_DIR}/{ADAPTER_CONFIG}): it was "
                                   "written by a run without policy.lora; resume it with policy.lora.r=0")
         with loading(adapters, "checkpoint's adapters"):
-            return state, load_adapters(base, adapters)
+            return state, load_adapter_weights(base, adapters)
     source = model_source(directory / "policy", "checkpoint's policy")
     with loading(source, "checkpoint's policy"):
         model = model_cls.from_pretrained(source)
