@@ -404,15 +404,19 @@ def load_checkpoint(directory: Path, model_cls, device, base=None):
         state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=False)
     except Exception as err:  # truncated or corrupt: torch raises RuntimeError, EOFError, pickle errors
         raise CheckpointError(f"{directory / 'trainer.pt'} cannot be read (truncated or corrupt?): {err}") from None
-    if base is not None:
-        from fgrlhf.policy.lora import ADAPTER_CONFIG, ADAPTERS_DIR, load_adapter_weights
+    from fgrlhf.policy.lora import ADAPTER_CONFIG, ADAPTERS_DIR, load_adapter_weights
 
-        adapters = directory / ADAPTERS_DIR
+    adapters = directory / ADAPTERS_DIR
+    if base is not None:
         if not (adapters / ADAPTER_CONFIG).is_file():
             raise CheckpointError(f"{directory} holds no LoRA adapters ({ADAPTERS_DIR}/{ADAPTER_CONFIG}): it was "
                                   "written by a run without policy.lora; resume it with policy.lora.r=0")
         with loading(adapters, "checkpoint's adapters"):
             return state, load_adapter_weights(base, adapters)
+    if (adapters / ADAPTER_CONFIG).is_file() and not (directory / "policy").exists():
+        lora = state.get("config", {}).get("policy", {}).get("lora", {})
+        raise CheckpointError(f"{directory} holds LoRA adapters on the run's initial weights: resume it with "
+                              f"the same policy.lora (policy.lora.r={lora.get('r', '?')})")
     source = model_source(directory / "policy", "checkpoint's policy")
     with loading(source, "checkpoint's policy"):
         model = model_cls.from_pretrained(source)
