@@ -85,3 +85,32 @@ def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path, tiny_gpt2_dir):
                          env=_env(), cwd=tmp_path)
     assert res.returncode != 0
     assert "cannot be split evenly over 2 processes" in res.stderr
+
+
+def test_two_processes_with_lora_adapters_match_one_process(tmp_path, tiny_gpt2_dir):
+    """With LoRA only the adapters (and the value head) are all-reduced and trained; the
+    reference is each process's own model with its adapters off."""
+    common = [*ARGS, f"policy.init={tiny_gpt2_dir}", "policy.lora.r=4", "policy.lora.alpha=8", "ppo.lr=1e-3"]
+    one = subprocess.run([sys.executable, "-m", "fgrlhf.cli.train", *common, f"hydra.run.dir={tmp_path}/one"],
+                         capture_output=True, text=True, timeout=900, env=_env(), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(_free_port()), "-m", "fgrlhf.cli.train"]
+    two = subprocess.run([*launch, *common, f"hydra.run.dir={tmp_path}/two"],
+                         capture_output=True, text=True, timeout=900, env=_env(), cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    m1, m2 = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
+    assert len(m1) == len(m2) == 2
+    for a, b in zip(m1, m2):
+        assert b["parallel/divergence"] == 0.0
+        for key, value in a.items():
+            if key.startswith("time") or key == "step":
+                continue
+            assert b[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+    a1 = load_file(tmp_path / "one" / "policy_adapters" / "adapter_model.safetensors")
+    a2 = load_file(tmp_path / "two" / "policy_adapters" / "adapter_model.safetensors")
+    assert a1.keys() == a2.keys() and all("lora_" in k for k in a1)
+    assert max(float(a1[k].abs().max()) for k in a1 if "lora_B" in k) > 1e-4  # B left zero: nothing learned
+    for k in a1:
+        torch.testing.assert_close(a2[k], a1[k], rtol=1e-4, atol=1e-5)
