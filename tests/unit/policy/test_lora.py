@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from fgrlhf.errors import ConfigError
-from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora, load_adapters, merged_model, quantization_config
+from fgrlhf.policy.lora import (
+    AdaptersOff,
+    LoRAConfig,
+    apply_lora,
+    load_adapters,
+    merged_model,
+    quantization_config,
+)
 
 
 def _load(path):
