@@ -15,12 +15,12 @@ minibatches of 4; AdamW over what trains; bf16 autocast where the CPU computes i
 Cases (each in a process of its own, so that its peak memory is its own):
 - ``lora``: adapters (r=``--lora-r``, every linear layer of the trunk), reference = adapters off;
 - ``lora+copy``: the same, with the reference a frozen copy of the weights (the memory a copy costs);
-- ``lora, full head``: ``lora`` with the LM head run at every position of prompt and response;
+- ``lora+full-head``: ``lora`` with the LM head run at every position of prompt and response;
 - ``full``: full fine-tuning, reference = a frozen copy (the only reference it can have).
 
 Columns: the iteration's time and phases (``time/*`` metrics of ``PPOTrainer.step``) and the
 process's peak resident memory (VmHWM) over model loading and the iteration. Results are in
-bench/README.md (the head-only speed-up is the ``lora, full head`` row against ``lora``).
+bench/README.md (the head-only speed-up is the ``lora+full-head`` row against ``lora``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-CASES = ("lora", "lora+copy", "lora, full head", "full")
+CASES = ("lora", "lora+copy", "lora+full-head", "full")
 
 
 def peak_rss_gib() -> float:
@@ -72,7 +72,7 @@ def run_case(case: str, args) -> dict:
         reference = copy.deepcopy(hf_base(policy.model)).eval().requires_grad_(False)
     else:
         reference = make_reference(policy)
-    if case == "lora, full head":
+    if case == "lora+full-head":
         policy_model.head_at_response_only = lambda model: False
     value = ValueModel.for_policy(policy, separate=False)
     reward = build_aggregator(OmegaConf.merge(OmegaConf.structured(RewardConfig),
@@ -128,8 +128,8 @@ def main() -> None:
         print(f"{r['case']:<17}{r['trainable']:>12,}{r['seconds']:>13.1f}{r['time/generate']:>10.1f}"
               f"{r['time/forward']:>9.1f}{r['time/update']:>9.1f}{r['peak_gib']:>10.2f}")
     by = {r["case"]: r for r in rows}
-    if "lora" in by and "lora, full head" in by:
-        a, b = by["lora, full head"], by["lora"]
+    if "lora" in by and "lora+full-head" in by:
+        a, b = by["lora+full-head"], by["lora"]
         print(f"LM head only at response positions: forward {a['time/forward'] / b['time/forward']:.2f}×, "
               f"update {a['time/update'] / b['time/update']:.2f}×, iteration {a['seconds'] / b['seconds']:.2f}× faster")
     if "lora" in by and "lora+copy" in by:
