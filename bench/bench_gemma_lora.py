@@ -19,8 +19,9 @@ Cases (each in a process of its own, so that its peak memory is its own):
 - ``full``: full fine-tuning, reference = a frozen copy (the only reference it can have).
 
 Columns: the iteration's time and phases (``time/*`` metrics of ``PPOTrainer.step``) and the
-process's peak resident memory (VmHWM) over model loading and the iteration. Results are in
-bench/README.md (the head-only speed-up is the ``lora+full-head`` row against ``lora``).
+process's peak resident memory (VmHWM) over model loading and the iteration; the head-only
+speed-up is the ``lora+full-head`` row against ``lora``, the memory a copied reference costs
+the ``lora+copy`` row against ``lora``.
 """
 
 from __future__ import annotations
