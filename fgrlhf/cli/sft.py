@@ -22,6 +22,7 @@ from omegaconf import MISSING
 
 from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
+from fgrlhf.policy.lora import LoRAConfig
 from fgrlhf.train.sft import SFTConfig
 from fgrlhf.train.sft_run import run
 
@@ -33,6 +34,7 @@ class PolicyInit:
     init: str = "minilm_seq2seq"  # minilm_seq2seq | tiny_gpt2 | tiny_gpt2_rtp | a local path or hub id
     kind: str = "auto"  # auto | causal | seq2seq
     max_prompt_tokens: int = 256
+    lora: LoRAConfig = field(default_factory=LoRAConfig)  # r > 0: train LoRA adapters only
 
 
 @dataclass
@@ -42,6 +44,9 @@ class SFTAppConfig(RuntimeConfig):
     policy: PolicyInit = field(default_factory=PolicyInit)
     sft: SFTConfig = field(default_factory=SFTConfig)
     task: str = "qa_feedback"  # qa_feedback | rtp
+    # qa_feedback: t5 (the prompt file's text) | causal (question, passages capped by relevance
+    # to policy.max_prompt_tokens, "Answer:"; fgrlhf.data.prompt_format)
+    prompt_format: str = "t5"
     prompts_file: str = MISSING  # qa_feedback: prompts JSON; rtp: RTP JSON lines
     output: str | None = None  # default: runs/sft/<policy.init>
     split: SplitConfig = field(default_factory=SplitConfig)

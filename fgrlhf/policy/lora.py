@@ -16,6 +16,9 @@ from typing import Any, ClassVar
 from torch import nn
 
 ADAPTER_CONFIG = "adapter_config.json"
+# A LoRA policy's adapters: beside its merged export (``policy/``) in a run folder, alone in
+# a PPO checkpoint (whose frozen weights are the run's ``policy.init``).
+ADAPTERS_DIR = "policy_adapters"
 
 
 @dataclass
@@ -29,9 +32,10 @@ class LoRAConfig:
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     quantize_4bit: bool = False  # QLoRA: the frozen base in 4-bit NF4 (CUDA and bitsandbytes)
 
-    @property
-    def enabled(self) -> bool:
-        return self.r > 0
+
+def lora_enabled(cfg: LoRAConfig | None) -> bool:
+    """Whether ``cfg`` asks for adapters (a dataclass or the config node Hydra passes)."""
+    return cfg is not None and int(cfg.r) > 0
 
 
 def peft_config(cfg: LoRAConfig, kind: str):
@@ -49,11 +53,13 @@ def apply_lora(model: nn.Module, cfg: LoRAConfig, kind: str) -> nn.Module:
     only the adapters require gradients."""
     from peft import get_peft_model
 
+    training = model.training
     if cfg.quantize_4bit:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    return get_peft_model(model, peft_config(cfg, kind))
+    # PEFT's wrapper starts in train mode whatever the model's mode: keep the model's.
+    return get_peft_model(model, peft_config(cfg, kind)).train(training)
 
 
 def has_adapters(model: nn.Module) -> bool:
@@ -116,3 +122,17 @@ def load_adapters(base: nn.Module, adapter_dir: str | Path, trainable: bool = Tr
     from peft import PeftModel
 
     return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
+
+
+def load_adapter_weights(model: nn.Module, adapter_dir: str | Path) -> nn.Module:
+    """``model`` (a PEFT model with adapters of the same shape) with the adapter weights saved
+    in ``adapter_dir`` copied in, in place: the frozen base stays as loaded (4-bit included)."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    result = set_peft_model_state_dict(model, load_peft_weights(str(adapter_dir), device="cpu"))
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"the adapters in {adapter_dir} do not fit this model: missing {missing[:3]}, "
+                         f"unexpected {list(result.unexpected_keys)[:3]}")
+    return model

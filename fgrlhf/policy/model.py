@@ -14,14 +14,18 @@ action too: its log-prob is trained); everything after is padding.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from fgrlhf.core.losses import logprobs_from_logits
+from fgrlhf.policy.lora import AdaptersOff, LoRAConfig
 
 PolicyKind = Literal["causal", "seq2seq"]
 
@@ -116,21 +120,42 @@ class Policy:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, kind: PolicyKind | Literal["auto"] = "auto",
-                        max_prompt_tokens: int = 512, device: str | torch.device | None = None) -> Policy:
+                        max_prompt_tokens: int = 512, device: str | torch.device | None = None,
+                        lora: LoRAConfig | None = None, adapters: str | Path | None = None) -> Policy:
         """Load any Hugging Face checkpoint (local path or hub id). ``auto`` picks seq2seq
-        for encoder-decoder configs, causal otherwise."""
+        for encoder-decoder configs, causal otherwise.
+
+        ``lora`` (with ``r > 0``): fresh LoRA adapters on the frozen weights (the base in 4-bit
+        with ``quantize_4bit``, CUDA only); ``adapters``: a folder of trained adapters
+        (``save_pretrained`` of a PEFT model) loaded onto the weights instead, trainable."""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         from fgrlhf.paths import resolve_pretrained
+        from fgrlhf.policy.lora import apply_lora, load_adapters, lora_enabled, quantization_config
 
         path = resolve_pretrained(name_or_path)
         if kind == "auto":
             kind = "seq2seq" if getattr(AutoConfig.from_pretrained(path), "is_encoder_decoder", False) else "causal"
         model_cls = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
-        model = model_cls.from_pretrained(path)
-        if device is not None:
-            model = model.to(device)
+        quantized = quantization_config(lora, device if device is not None else "cpu") if lora else None
+        if quantized is not None:  # bitsandbytes places the 4-bit weights itself
+            model = model_cls.from_pretrained(path, quantization_config=quantized, device_map={"": str(device)})
+        else:
+            model = model_cls.from_pretrained(path)
+            if device is not None:
+                model = model.to(device)
+        if adapters is not None:
+            model = load_adapters(model, adapters)
+        elif lora_enabled(lora):
+            model = apply_lora(model, lora, kind)
         return cls(model, AutoTokenizer.from_pretrained(path), kind, max_prompt_tokens)
+
+    @property
+    def has_adapters(self) -> bool:
+        """Whether the policy trains LoRA adapters on frozen weights."""
+        from fgrlhf.policy.lora import has_adapters
+
+        return has_adapters(self.model)
 
     @property
     def device(self) -> torch.device:
@@ -194,16 +219,24 @@ class Policy:
                 temperature: float = 1.0):
         """Logits ``[B, T, V]`` predicting each response token, divided by ``temperature``
         (and the last hidden states ``[B, T, H]`` at those positions when asked). ``model``
-        defaults to the policy's own (pass the reference copy to score with it)."""
+        defaults to the policy's own (pass the reference to score with it).
+
+        The LM head runs at those ``T`` positions only (``head_at_response_only``): a causal LM
+        reads ``P + T`` tokens, and over a vocabulary of 262k (Gemma 3) the head at the
+        prompt's positions would cost more than the whole trunk. A seq2seq decoder reads the
+        ``T`` response positions alone."""
         model = model if model is not None else self.model
         q, qm, r, rm = rollout.query_ids, rollout.query_mask, rollout.response_ids, rollout.response_mask
         T = r.shape[1]
         if self.kind == "causal":
             ids, mask, position_ids = causal_inputs(rollout)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                        output_hidden_states=output_hidden_states)
             P = q.shape[1]
-            logits = out.logits[:, P - 1 : P - 1 + T]  # position t predicts token t + 1
+            # Position t predicts token t + 1: the logits of positions P - 1 … P + T - 2, which
+            # are the last T + 1 positions but the very last.
+            keep = {"logits_to_keep": T + 1} if head_at_response_only(model) else {}
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                        output_hidden_states=output_hidden_states, **keep)
+            logits = out.logits[:, :T] if keep else out.logits[:, P - 1 : P - 1 + T]  # [B, T, V]
             hidden = out.hidden_states[-1][:, P - 1 : P - 1 + T] if output_hidden_states else None
         else:
             start = model.config.decoder_start_token_id
@@ -225,8 +258,9 @@ class Policy:
         where the model exposes its trunk (a causal LM's ``base_model``): a value model on an
         LM backbone needs no logits, and for a small model the head over the vocabulary costs
         as much as the trunk."""
-        trunk = getattr(model, "base_model", model)
-        if self.kind != "causal" or trunk is model:
+        lm = hf_model(model)
+        trunk = getattr(lm, "base_model", lm)
+        if self.kind != "causal" or trunk is lm:
             return self.forward(rollout, model=model, output_hidden_states=True)[1]
         ids, mask, position_ids = causal_inputs(rollout)
         out = trunk(input_ids=ids, attention_mask=mask, position_ids=position_ids)
@@ -245,3 +279,43 @@ class Policy:
         from fgrlhf.segment import decode_with_offsets
 
         return decode_with_offsets(self.tokenizer, rollout.response_ids, rollout.response_mask)
+
+
+def hf_model(model):
+    """The Hugging Face model under the wrappers a policy's model may wear: data parallel
+    (``module``), the adapters-off reference, PEFT (whose adapters live inside the model
+    it returns, so calling that model still runs them)."""
+    while True:
+        if isinstance(model, AdaptersOff):
+            model = model.model
+        elif hasattr(model, "get_base_model"):  # a PEFT model
+            model = model.get_base_model()
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def keeps_logits(model) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` (transformers' causal LMs do):
+    the LM head then runs only at the positions kept."""
+    return _forward_takes(type(hf_model(model)), "logits_to_keep")
+
+
+def head_at_response_only(model) -> bool:
+    """Whether ``Policy.forward`` runs ``model``'s LM head at the response positions alone:
+    wherever the model takes ``logits_to_keep``, except in a pass that trains the head's
+    weight (full fine-tuning's update). There the head's weight gradient, a sum over every
+    position, would be summed in another order (the prompt positions add exact zeros, but
+    their absence regroups the float sum), moving pinned runs in the 8th digit; frozen passes
+    (rollout scoring, the reference, evaluation) and LoRA updates, whose head is frozen, give
+    the same bits either way."""
+    if not keeps_logits(model):
+        return False
+    head = hf_model(model).get_output_embeddings()
+    return not (torch.is_grad_enabled() and head is not None and head.weight.requires_grad)
+
+
+@cache
+def _forward_takes(model_cls: type, name: str) -> bool:
+    return name in inspect.signature(model_cls.forward).parameters

@@ -2,7 +2,8 @@
 
 ``ValueModel`` predicts V(x, y_≤t) for every response token from an LM's last hidden states:
 - ``separate`` (the paper's setup: a T5-base value model beside a T5-large policy): its own
-  backbone, run with the policy's layout;
+  backbone, run with the policy's layout (a LoRA policy's copy keeps frozen weights and
+  trains adapters of its own);
 - ``shared``: a head on the policy's own hidden states, computed in the same forward pass as
   the log-probs (cheaper; policy and value gradients then meet in the trunk).
 """
@@ -14,6 +15,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora, has_adapters, lora_enabled
 from fgrlhf.policy.model import Policy, Rollout
 
 
@@ -44,9 +46,11 @@ class ValueModel(nn.Module):
 
     @classmethod
     def for_policy(cls, policy: Policy, separate: bool, backbone_path: str | None = None,
-                   heads: int = 1) -> ValueModel:
+                   lora: LoRAConfig | None = None, heads: int = 1) -> ValueModel:
         """A value model for ``policy``: ``separate`` loads ``backbone_path`` (default: a copy
-        of the policy's own weights) as an LM of the same kind, with the same tokenizer;
+        of the policy's own weights, adapters included when it has them) as an LM of the same
+        kind, with the same tokenizer. With ``lora`` enabled, a backbone loaded from
+        ``backbone_path`` gets adapters of its own and only they (and the head) train.
         ``heads`` values per token (the per-category critic)."""
         if not separate:
             return cls(_hidden_size(policy.model), heads=heads)
@@ -63,6 +67,8 @@ class ValueModel(nn.Module):
             with loading(source, "value model (policy.value_init)"):
                 backbone = model_cls.from_pretrained(source)
             backbone = backbone.to(policy.device)
+            if lora_enabled(lora):
+                backbone = apply_lora(backbone, lora, policy.kind)
         return cls(_hidden_size(backbone), backbone, heads).to(policy.device)
 
     def forward(self, policy: Policy, rollout: Rollout, policy_hidden: Tensor | None = None) -> Tensor:
@@ -92,8 +98,12 @@ def _hidden_size(model: nn.Module) -> int:
     raise ValueError(f"cannot find the hidden size of {type(model).__name__}")
 
 
-def make_reference(policy: Policy) -> nn.Module:
-    """A frozen copy of the policy's current weights, in eval mode (KL anchor)."""
+def make_reference(policy: Policy) -> nn.Module | AdaptersOff:
+    """The KL anchor, frozen at the policy's current weights: with LoRA adapters, the policy's
+    own model with its adapters switched off (the frozen base; no second copy of the
+    weights); otherwise a frozen copy of the weights, in eval mode."""
+    if has_adapters(policy.model):
+        return AdaptersOff(policy.model)
     ref = copy.deepcopy(policy.model)
     ref.eval()
     ref.requires_grad_(False)

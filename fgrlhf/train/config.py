@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
+from fgrlhf.policy.lora import LoRAConfig
+
 
 @dataclass
 class TaskConfig:
@@ -18,11 +20,19 @@ class TaskConfig:
     app's ``split`` (``fgrlhf.config.SplitConfig``), the same split as the reward models,
     the SFT policy and the toxicity scorer."""
 
-    RULES: ClassVar[dict[str, str]] = {"name": "in qa_feedback rtp", "prompts_per_iteration": "> 0"}
+    RULES: ClassVar[dict[str, str]] = {"name": "in qa_feedback rtp", "prompts_per_iteration": "> 0",
+                                       "prompt_format": "in t5 causal", "max_prompt_tokens": "> 0"}
 
     name: str = "qa_feedback"  # qa_feedback | rtp
     prompts_file: str = MISSING
     prompts_per_iteration: int = 8
+    # qa_feedback: how a question is shown (fgrlhf.data.prompt_format): t5 (the prompt file's
+    # text) | causal (question, passages, "Answer:"; for decoder-only policies)
+    prompt_format: str = "t5"
+    # causal: passages keep their sentences most relevant to the question while the prompt
+    # fits this many tokens of `tokenizer` (null: no cap)
+    max_prompt_tokens: int | None = None
+    tokenizer: str | None = None  # counts max_prompt_tokens: a checkpoint path, hub id or local init
 
 
 @dataclass
@@ -35,6 +45,9 @@ class PolicyConfig:
     max_prompt_tokens: int = 256
     value: str = "separate"  # separate | shared
     value_init: str | None = None  # separate value backbone (default: a copy of the policy)
+    # LoRA adapters on frozen weights (r=0: full fine-tuning); the reference is then the
+    # policy with its adapters off, and a separate value backbone trains adapters of its own
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass

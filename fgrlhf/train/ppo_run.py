@@ -253,6 +253,7 @@ def build_trainer(cfg: PPORunConfig, par):
 
     from fgrlhf.policy import Policy, ValueModel, make_reference
     from fgrlhf.policy.checkpoint import base_checkpoint
+    from fgrlhf.policy.lora import lora_enabled
     from fgrlhf.train.ppo import PPOTrainer
 
     device = par.accelerator.device
@@ -260,13 +261,20 @@ def build_trainer(cfg: PPORunConfig, par):
     if par.is_main:
         base_checkpoint(cfg.policy.init)
     par.barrier()  # the main process builds a missing base checkpoint, the others wait
+    lora = cfg.policy.lora
+    adapters = lora_enabled(lora)
     policy = Policy.from_pretrained(base_checkpoint(cfg.policy.init), cfg.policy.kind, cfg.policy.max_prompt_tokens,
-                                    device)
-    reference = make_reference(policy)
+                                    device, lora=lora)
+    # Without adapters the reference is a copy of the initial weights, taken before a resume
+    # replaces them; with adapters it is the policy's own model with them switched off.
+    reference = None if adapters else make_reference(policy)
     state = None
     if resume is not None:
-        state, policy.model = load_checkpoint(resume, type(policy.model), device)
-    value = ValueModel.for_policy(policy, cfg.policy.value == "separate", cfg.policy.value_init)
+        state, policy.model = load_checkpoint(resume, type(policy.model), device,
+                                              base=policy.model if adapters else None)
+    if reference is None:
+        reference = make_reference(policy)
+    value = ValueModel.for_policy(policy, cfg.policy.value == "separate", cfg.policy.value_init, lora)
     torch.manual_seed(cfg.seed + par.rank)
     trainer = PPOTrainer(policy, value, reference, build_aggregator(cfg.reward), cfg.ppo, cfg.sampling,
                          accelerator=par.accelerator, seed=cfg.seed)
@@ -354,15 +362,19 @@ def checkpoint_on_main(directory: Path, trainer, progress: dict[str, Any], par) 
 
 
 def save_checkpoint(directory: Path, policy, state: dict[str, Any]) -> None:
-    """The policy (Hugging Face format, ``policy/``) and ``trainer.pt`` (optimizer, scheduler,
-    KL controller, normalisers, value model, RNG states, data position, metric history),
-    replaced atomically: a crash mid-save leaves the previous checkpoint loadable."""
+    """The policy (Hugging Face format, ``policy/``; a LoRA policy's adapters alone, in
+    ``policy_adapters/``, the frozen weights being the run's ``policy.init``) and
+    ``trainer.pt`` (optimizer, scheduler, KL controller, normalisers, value model, RNG
+    states, data position, metric history), replaced atomically: a crash mid-save leaves the
+    previous checkpoint loadable."""
     import torch
 
+    from fgrlhf.policy.lora import ADAPTERS_DIR
     from fgrlhf.toolkit.save import atomic_save_dir, save_model_dir
 
     def write(tmp: Path) -> None:
-        save_model_dir(tmp / "policy", policy.model, policy.tokenizer)
+        name = ADAPTERS_DIR if policy.has_adapters else "policy"
+        save_model_dir(tmp / name, policy.model, policy.tokenizer)
         torch.save(state, tmp / "trainer.pt")
 
     atomic_save_dir(directory, write)
@@ -385,8 +397,9 @@ def find_checkpoint(path: str) -> Path:
     return found
 
 
-def load_checkpoint(directory: Path, model_cls, device):
-    """(trainer state, policy model) from a folder written by ``save_checkpoint``."""
+def load_checkpoint(directory: Path, model_cls, device, base=None):
+    """(trainer state, policy model) from a folder written by ``save_checkpoint``; ``base``:
+    a LoRA policy on the run's initial weights, whose adapters take the checkpoint's."""
     import torch
 
     from fgrlhf.toolkit.load import loading, model_source
@@ -395,6 +408,19 @@ def load_checkpoint(directory: Path, model_cls, device):
         state = torch.load(directory / "trainer.pt", map_location="cpu", weights_only=False)
     except Exception as err:  # truncated or corrupt: torch raises RuntimeError, EOFError, pickle errors
         raise CheckpointError(f"{directory / 'trainer.pt'} cannot be read (truncated or corrupt?): {err}") from None
+    from fgrlhf.policy.lora import ADAPTER_CONFIG, ADAPTERS_DIR, load_adapter_weights
+
+    adapters = directory / ADAPTERS_DIR
+    if base is not None:
+        if not (adapters / ADAPTER_CONFIG).is_file():
+            raise CheckpointError(f"{directory} holds no LoRA adapters ({ADAPTERS_DIR}/{ADAPTER_CONFIG}): it was "
+                                  "written by a run without policy.lora; resume it with policy.lora.r=0")
+        with loading(adapters, "checkpoint's adapters"):
+            return state, load_adapter_weights(base, adapters)
+    if (adapters / ADAPTER_CONFIG).is_file() and not (directory / "policy").exists():
+        lora = state.get("config", {}).get("policy", {}).get("lora", {})
+        raise CheckpointError(f"{directory} holds LoRA adapters on the run's initial weights: resume it with "
+                              f"the same policy.lora (policy.lora.r={lora.get('r', '?')})")
     source = model_source(directory / "policy", "checkpoint's policy")
     with loading(source, "checkpoint's policy"):
         model = model_cls.from_pretrained(source)
@@ -467,7 +493,8 @@ def summarise(cfg: PPORunConfig, history: list[dict[str, float]], eval_initial: 
 
 def write_outputs(out: Path, summary: dict[str, Any], policy=None) -> None:
     """``metrics.json``, ``learning_curves.png`` (once there is an iteration) and, given a
-    policy, the final ``policy/`` folder."""
+    policy, the final ``policy/`` folder (a LoRA policy's adapters merged into its weights,
+    and the adapters alone in ``policy_adapters/``)."""
     with open(out / "metrics.json", "w") as f:
         json.dump(summary, f, indent=1)
     if summary["first"]:
@@ -477,7 +504,13 @@ def write_outputs(out: Path, summary: dict[str, Any], policy=None) -> None:
     if policy is not None:
         from fgrlhf.toolkit.save import save_model_dir
 
-        save_model_dir(out / "policy", policy.model, policy.tokenizer)
+        if policy.has_adapters:  # merged: loads anywhere without PEFT; the adapters beside it
+            from fgrlhf.policy.lora import ADAPTERS_DIR, merged_model
+
+            save_model_dir(out / ADAPTERS_DIR, policy.model, policy.tokenizer)
+            save_model_dir(out / "policy", merged_model(policy.model), policy.tokenizer)
+        else:
+            save_model_dir(out / "policy", policy.model, policy.tokenizer)
 
 
 def release_accelerator(par) -> None:

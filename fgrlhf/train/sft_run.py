@@ -15,6 +15,7 @@ The result is a Hugging Face checkpoint with an ``fgrlhf_sft.json`` record.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +26,34 @@ from fgrlhf.errors import ConfigError
 from fgrlhf.paths import PROJECT_ROOT, run_dir
 
 
-def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig,
-              dev_fraction: float = 0.05) -> dict[str, list[tuple[str, str]]]:
+def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig, dev_fraction: float = 0.05,
+              prompt_format: str = "t5", count_tokens: Callable[[str], int] | None = None,
+              max_prompt_tokens: int | None = None) -> dict[str, list[tuple[str, str]]]:
     """``{"train": [...], "dev": [...]}`` (prompt, answer) pairs of ``task``: the train and dev
     questions of QA-Feedback, or RTP records outside the evaluation prompts' groups with
-    ``dev_fraction`` of them (at least one) held out for the dev loss."""
+    ``dev_fraction`` of them (at least one) held out for the dev loss. QA-Feedback prompts
+    are shown as ``prompt_format`` says (``fgrlhf.data.tasks.qa_feedback_task``: ``causal``
+    keeps the passages' sentences most relevant to the question within ``max_prompt_tokens``
+    as ``count_tokens`` measures them), exactly as the PPO task shows them."""
     if task == "qa_feedback":
         from fgrlhf.data import load_prompts
         from fgrlhf.data.split import split_by_question
 
-        prompts = load_prompts(prompts_file)
-        parts = split_by_question([p.question for p in prompts], split.dev_questions, split.test_questions,
-                                  split.seed, source=str(prompts_file))
-        return {part: [(prompts[i].text, prompts[i].references[0]) for i in getattr(parts, part)
-                       if prompts[i].references] for part in ("train", "dev")}
+        if prompt_format == "t5":
+            prompts = load_prompts(prompts_file)
+            texts, questions = [p.text for p in prompts], [p.question for p in prompts]
+            answers = [p.references[0] if p.references else None for p in prompts]
+        else:
+            from fgrlhf.data.tasks import qa_feedback_task
+
+            examples = qa_feedback_task(prompts_file, prompt_format=prompt_format, count_tokens=count_tokens,
+                                        max_prompt_tokens=max_prompt_tokens)
+            texts, questions = [ex.prompt for ex in examples], [ex.metadata["question"] for ex in examples]
+            answers = [ex.metadata["references"][0] if ex.metadata["references"] else None for ex in examples]
+        parts = split_by_question(questions, split.dev_questions, split.test_questions, split.seed,
+                                  source=str(prompts_file))
+        return {part: [(texts[i], answers[i]) for i in getattr(parts, part) if answers[i] is not None]
+                for part in ("train", "dev")}
     if task == "rtp":
         from fgrlhf.data.rtp import load_rtp, split_rtp
 
@@ -58,14 +73,13 @@ def run(cfg) -> dict[str, Any]:
     """Fine-tune ``cfg.policy.init`` on the pairs of ``cfg.task`` and save it (default
     ``runs/sft/<init name>``); ``cfg``: the ``fgrlhf-sft`` schema
     (``fgrlhf.cli.sft.SFTAppConfig``). Returns the summary."""
-    import torch
-    import transformers
-
     from fgrlhf.device import default_device
     from fgrlhf.policy import Policy
     from fgrlhf.policy.checkpoint import LOCAL_INITS, base_checkpoint
     from fgrlhf.runlock import RunLock, check_writable
     from fgrlhf.toolkit.load import model_source
+    from fgrlhf.train.config import set_up_runtime
+    from fgrlhf.train.tasks import token_counter
 
     out = Path(cfg.output or PROJECT_ROOT / "runs" / "sft" / Path(cfg.policy.init).name)
     # Before any work: the initial policy exists, the outputs can be written, no other run writes here.
@@ -73,22 +87,23 @@ def run(cfg) -> dict[str, Any]:
         model_source(cfg.policy.init, "initial policy (policy.init)")
     check_writable(out.parent, "output's folder")
     with RunLock(run_dir(), "fgrlhf-sft"):
-        transformers.logging.set_verbosity_error()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        set_up_runtime(cfg.threads)
         device = cfg.device or default_device().type
-        pairs = sft_pairs(cfg.task, cfg.prompts_file, cfg.split, cfg.dev_fraction)
+        policy = Policy.from_pretrained(base_checkpoint(cfg.policy.init), cfg.policy.kind,
+                                        cfg.policy.max_prompt_tokens, device, lora=cfg.policy.lora)
+        # Causal prompts keep their most relevant sentences within what the policy reads:
+        # cutting the end instead would cut the "Answer:" cue.
+        pairs = sft_pairs(cfg.task, cfg.prompts_file, cfg.split, cfg.dev_fraction, cfg.prompt_format,
+                          token_counter(policy.tokenizer), cfg.policy.max_prompt_tokens)
         if not pairs["train"]:
             raise ConfigError(f"{cfg.prompts_file}: no (prompt, answer) pair to train on (task={cfg.task})")
-        policy = Policy.from_pretrained(base_checkpoint(cfg.policy.init), cfg.policy.kind,
-                                        cfg.policy.max_prompt_tokens, device)
         return _train(cfg, policy, pairs, out, device)
 
 
 def _train(cfg, policy, pairs: dict[str, list[tuple[str, str]]], out: Path, device: str) -> dict[str, Any]:
     """Fine-tune ``policy`` on ``pairs``, log to the run folder and save it to ``out``."""
     from fgrlhf.logging import MetricsLogger
-    from fgrlhf.toolkit.save import plain_config, save_model_dir, save_or_rescue
+    from fgrlhf.toolkit.save import plain_config, save_or_rescue
     from fgrlhf.train.sft import train_sft
 
     logger = MetricsLogger(run_dir(), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
@@ -98,11 +113,25 @@ def _train(cfg, policy, pairs: dict[str, list[tuple[str, str]]], out: Path, devi
     history = train_sft(policy, pairs["train"], pairs["dev"], cfg.sft, logger)
     logger.close()
     record = {"init": cfg.policy.init, "kind": policy.kind, "task": cfg.task, "split_seed": cfg.split.seed,
-              "sft": plain_config(cfg.sft), "history": history}
+              "prompt_format": cfg.prompt_format, "sft": plain_config(cfg.sft), "lora": plain_config(cfg.policy.lora),
+              "history": history}
     # An output folder that cannot be written keeps the fine-tuned policy in a rescue folder.
-    save_or_rescue(out, lambda folder: save_model_dir(folder, policy.model, policy.tokenizer,
-                                                      metadata={"fgrlhf_sft.json": record}), "fgrlhf-sft")
+    save_or_rescue(out, lambda folder: save_policy(folder, policy, {"fgrlhf_sft.json": record}), "fgrlhf-sft")
     print(f"[fgrlhf-sft] done in {history['seconds']} s; checkpoint {out}")
     return {"checkpoint": str(out), "kind": policy.kind, "steps": history["steps"],
             "seconds": history["seconds"], "dev_loss_before": history["dev_loss_before"],
             "dev_loss": history["dev_loss"][-1] if history["dev_loss"] else None}
+
+
+def save_policy(out: Path, policy, metadata: dict[str, Any]) -> Path:
+    """The fine-tuned policy as a plain checkpoint in ``out``: a LoRA policy's adapters merged
+    into its weights (it loads anywhere without PEFT), the adapters alone in
+    ``out/policy_adapters/``."""
+    from fgrlhf.toolkit.save import save_model_dir
+
+    if not policy.has_adapters:
+        return save_model_dir(out, policy.model, policy.tokenizer, metadata=metadata)
+    from fgrlhf.policy.lora import ADAPTERS_DIR, merged_model
+
+    return save_model_dir(out, merged_model(policy.model), policy.tokenizer, metadata=metadata,
+                          extra=lambda tmp: policy.model.save_pretrained(tmp / ADAPTERS_DIR))

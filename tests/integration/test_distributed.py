@@ -43,15 +43,18 @@ ARGS = ["experiment=tiny", "iterations=2", "task.prompts_per_iteration=4", "samp
         "threads=1"]
 
 
-def test_two_processes_stay_in_sync_and_match_one_process(tmp_path, tiny_gpt2_dir):
-    common = [*ARGS, f"policy.init={tiny_gpt2_dir}"]
+def _launch() -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(_free_port()), "-m", "fgrlhf.cli.train"]
+
+
+def _one_and_two_processes(tmp_path: Path, common: list[str]) -> None:
+    """Run ``common`` in one process (``one/``) and in two (``two/``); every metric agrees."""
     one = subprocess.run([sys.executable, "-m", "fgrlhf.cli.train", *common, f"hydra.run.dir={tmp_path}/one"],
                          capture_output=True, text=True, timeout=900, env=_env(), cwd=tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "fgrlhf.cli.train"]
-    two = subprocess.run([*launch, *common, f"hydra.run.dir={tmp_path}/two"],
+    two = subprocess.run([*_launch(), *common, f"hydra.run.dir={tmp_path}/two"],
                          capture_output=True, text=True, timeout=900, env=_env(), cwd=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["processes"] == 2
@@ -65,6 +68,10 @@ def test_two_processes_stay_in_sync_and_match_one_process(tmp_path, tiny_gpt2_di
             if key.startswith("time") or key == "step":
                 continue
             assert b[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+
+
+def test_two_processes_stay_in_sync_and_match_one_process(tmp_path, tiny_gpt2_dir):
+    _one_and_two_processes(tmp_path, [*ARGS, f"policy.init={tiny_gpt2_dir}"])
     # The same weights at the end as one process with the same global batch.
     w1 = load_file(tmp_path / "one" / "policy" / "model.safetensors")
     w2 = load_file(tmp_path / "two" / "policy" / "model.safetensors")
@@ -77,11 +84,21 @@ def test_two_processes_stay_in_sync_and_match_one_process(tmp_path, tiny_gpt2_di
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path, tiny_gpt2_dir):
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "fgrlhf.cli.train"]
-    res = subprocess.run([*launch, *ARGS, f"policy.init={tiny_gpt2_dir}", "task.prompts_per_iteration=3",
+    res = subprocess.run([*_launch(), *ARGS, f"policy.init={tiny_gpt2_dir}", "task.prompts_per_iteration=3",
                           f"hydra.run.dir={tmp_path}/odd"], capture_output=True, text=True, timeout=600,
                          env=_env(), cwd=tmp_path)
     assert res.returncode != 0
     assert "cannot be split evenly over 2 processes" in res.stderr
+
+
+def test_two_processes_with_lora_adapters_match_one_process(tmp_path, tiny_gpt2_dir):
+    """With LoRA only the adapters (and the value head) are all-reduced and trained; the
+    reference is each process's own model with its adapters off."""
+    _one_and_two_processes(tmp_path, [*ARGS, f"policy.init={tiny_gpt2_dir}", "policy.lora.r=4", "policy.lora.alpha=8",
+                                      "ppo.lr=1e-3"])
+    a1 = load_file(tmp_path / "one" / "policy_adapters" / "adapter_model.safetensors")
+    a2 = load_file(tmp_path / "two" / "policy_adapters" / "adapter_model.safetensors")
+    assert a1.keys() == a2.keys() and all("lora_" in k for k in a1)
+    assert max(float(a1[k].abs().max()) for k in a1 if "lora_B" in k) > 1e-4  # B left zero: nothing learned
+    for k in a1:
+        torch.testing.assert_close(a2[k], a1[k], rtol=1e-4, atol=1e-5)

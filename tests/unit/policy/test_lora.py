@@ -7,15 +7,14 @@ import pytest
 import torch
 
 from fgrlhf.errors import ConfigError
-from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora, load_adapters, merged_model, quantization_config
-
-
-@pytest.fixture(scope="module")
-def tiny_gemma_dir(tmp_path_factory, qa_feedback):
-    from fgrlhf.policy.gemma import build_tiny_gemma3
-
-    texts = [p for ex in qa_feedback[:40] for p in ex.predictions]
-    return build_tiny_gemma3(tmp_path_factory.mktemp("tiny_gemma"), texts, vocab_size=600)
+from fgrlhf.policy.lora import (
+    AdaptersOff,
+    LoRAConfig,
+    apply_lora,
+    load_adapters,
+    merged_model,
+    quantization_config,
+)
 
 
 def _load(path):
