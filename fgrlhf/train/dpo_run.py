@@ -78,7 +78,7 @@ def run(cfg) -> dict[str, Any]:
     from fgrlhf.errors import ConfigError
     from fgrlhf.logging import MetricsLogger
     from fgrlhf.policy import Policy
-    from fgrlhf.policy.lora import apply_lora, has_adapters, merged_model
+    from fgrlhf.policy.lora import has_adapters, merged_model
     from fgrlhf.runlock import check_writable
     from fgrlhf.toolkit.load import loading
     from fgrlhf.toolkit.save import plain_config, portable_path, save_model_dir
@@ -95,16 +95,11 @@ def run(cfg) -> dict[str, Any]:
     out = Path(cfg.output or PROJECT_ROOT / "runs" / "dpo" / Path(cfg.policy.init).name)
     source = policy_source(cfg.policy.init)
     check_writable(out.parent)
+    # With LoRA the policy gets fresh adapters (QLoRA: a 4-bit base on CUDA); the reference is
+    # then the same model with them off (fgrlhf.train.dpo.reference_model).
     with loading(source, "policy"):
-        policy = Policy.from_pretrained(source, cfg.policy.kind, cfg.policy.max_prompt_tokens, device)
-    # LoRA: adapters on the loaded policy, the reference is then the model with them off
-    # (fgrlhf.train.dpo.reference_model). Once Policy.from_pretrained takes the policy's
-    # LoRA settings itself, this line goes.
-    if cfg.policy.lora.r > 0:
-        if cfg.policy.lora.quantize_4bit:
-            raise ConfigError("policy.lora.quantize_4bit=true: fgrlhf-dpo loads the policy in full precision; "
-                              "use policy.lora.quantize_4bit=false")
-        policy.model = apply_lora(policy.model, cfg.policy.lora, policy.kind)
+        policy = Policy.from_pretrained(source, cfg.policy.kind, cfg.policy.max_prompt_tokens, device,
+                                        lora=cfg.policy.lora)
     logger = MetricsLogger(run_dir(), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
                            project=cfg.wandb.project, mode=cfg.wandb.mode, name="dpo")
     lora = f" (LoRA r={cfg.policy.lora.r})" if cfg.policy.lora.r > 0 else ""

@@ -19,7 +19,8 @@ def load_task(task: TaskConfig, split: SplitConfig) -> dict[str, list]:
 
         examples = qa_feedback_task(task.prompts_file, prompt_format=task.prompt_format,
                                     count_tokens=prompt_token_counter(task), max_prompt_tokens=task.max_prompt_tokens)
-        return split_task(examples, split.dev_questions, split.test_questions, split.seed)[1]
+        return split_task(examples, split.dev_questions, split.test_questions, split.seed,
+                          source=task.prompts_file)[1]
     if task.name == "rtp":
         from fgrlhf.data.rtp import load_rtp, rtp_task, split_rtp
 
