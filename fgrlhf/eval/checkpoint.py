@@ -51,7 +51,11 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
     greedy = SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False, num_samples=1)
     summary, records = evaluate_qa(policy, examples, aggregator.rewards, greedy, batch_size=batch_size,
                                    segmenter=aggregator.segmenter)
-    summary = {"policy": str(policy_path), "questions": len(examples), **summary}
+    from fgrlhf.eval.qa import lead_baseline
+
+    # Beside every policy: what copying the first 100 words of the passages scores.
+    summary = {"policy": str(policy_path), "questions": len(examples), **summary,
+               "lead_rougeLsum": lead_baseline(examples, aggregator.segmenter.sentences)}
     write_jsonl(records, out_dir / "outputs.jsonl")
     rollout_report(items_from_eval_records(records, reward_values(aggregator.rewards)), out_dir / "rollouts.html",
                    title=f"{policy_path}: {len(examples)} questions", alerts=training_alerts(policy_path))

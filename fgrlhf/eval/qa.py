@@ -98,7 +98,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ``<category>_ratio`` (pooled, see ``error_free_ratio``) and ``<category>_segments`` for
     each ratio category present in the records; ``completeness``, ``rougeLsum``,
     ``length_words`` and ``length_tokens`` as means over answers (answers whose value is
-    ``None`` are left out); ``n_answers`` and ``empty_answers`` (share with no words).
+    ``None`` are left out); ``n_answers``, ``empty_answers`` (share with no words) and
+    ``distinct_answers`` (how many different answer texts: a policy that ignores the question
+    gives few).
     """
     n = len(records)
     out: dict[str, Any] = {"n_answers": n}
@@ -111,7 +113,28 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if n and key in records[0]:
             out[key] = mean_or_none([r[key] for r in records])
     out["empty_answers"] = sum(1 for r in records if r["length_words"] == 0) / n if n else None
+    if n and "answer" in records[0]:
+        out["distinct_answers"] = len({r["answer"].strip() for r in records})
     return out
+
+
+def lead_text(passages: Sequence[Sequence[str]], words: int = 100) -> str:
+    """The lead baseline's answer: the first ``words`` words of the passages' sentences (titles
+    left out), in their order. An answer that merely copies the context scores this much."""
+    text = " ".join(s.strip() for _, *sentences in passages for s in sentences)
+    return " ".join(text.split()[:words])
+
+
+def lead_baseline(examples: Sequence[TaskExample], sentences: Segmenter, words: int = 100) -> float | None:
+    """Mean ROUGE-Lsum of ``lead_text`` against each example's references (examples without
+    references left out)."""
+    scores = []
+    for ex in examples:
+        refs = [sentence_lines(r, sentences) for r in ex.metadata.get("references", [])]
+        if refs:
+            scores.append(best_rouge_lsum(sentence_lines(lead_text(ex.metadata.get("passages", []), words), sentences),
+                                          refs))
+    return mean_or_none(scores)
 
 
 # --- reward models → per-segment verdicts and per-answer scores ---------------------------

@@ -240,3 +240,26 @@ def test_evaluate_qa_without_reward_models(tiny_gpt2_dir, three_prompts):
 def test_write_jsonl_rejects_nan(tmp_path):
     with pytest.raises(ValueError, match="record 1"):
         write_jsonl([{"a": 1.0}, {"a": float("nan")}], tmp_path / "x.jsonl")
+
+
+def test_lead_baseline_copies_the_first_words_of_the_passages():
+    from fgrlhf.data.tasks import TaskExample
+    from fgrlhf.eval.qa import lead_baseline, lead_text
+    from fgrlhf.segment import MultiGranularitySegmenter
+
+    passages = [["Title A", "One two three.", "Four five."], ["Title B", "Six seven."]]
+    assert lead_text(passages, 4) == "One two three. Four"
+    assert lead_text(passages) == "One two three. Four five. Six seven."
+    sentences = MultiGranularitySegmenter().sentences
+    same = TaskExample("q", {"passages": passages, "references": ["One two three. Four five. Six seven."]})
+    other = TaskExample("q", {"passages": passages, "references": ["Nothing alike here."]})
+    assert lead_baseline([same], sentences) == pytest.approx(100.0)
+    assert lead_baseline([same, other], sentences) == pytest.approx(50.0)
+    assert lead_baseline([TaskExample("q", {"passages": passages})], sentences) is None
+
+
+def test_summaries_count_distinct_answers():
+    from fgrlhf.eval.qa import summarize
+
+    records = [{"answer": a, "length_words": len(a.split())} for a in ("yes", "yes ", "no", "")]
+    assert summarize(records)["distinct_answers"] == 3
