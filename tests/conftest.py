@@ -72,3 +72,21 @@ def tiny_gpt2_dir(tmp_path_factory, qa_feedback):
     texts = [p for ex in qa_feedback[:60] for p in ex.predictions]
     return build_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"), texts, vocab_size=1500, n_layer=2, n_embd=64,
                            n_head=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq_dir(tmp_path_factory, tiny_bert_dir, minilm_tokenizer):
+    """A 2+2-layer BERT encoder-decoder, saved: [CLS] starts decoding, [SEP] ends it."""
+    import torch
+    from transformers import EncoderDecoderModel
+
+    torch.manual_seed(0)
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(tiny_bert_dir), str(tiny_bert_dir))
+    for cfg in (model.config, model.generation_config):
+        cfg.decoder_start_token_id = minilm_tokenizer.cls_token_id
+        cfg.eos_token_id = minilm_tokenizer.sep_token_id
+        cfg.pad_token_id = minilm_tokenizer.pad_token_id
+    path = tmp_path_factory.mktemp("s2s")
+    model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path

@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-
 from regression.pinned_runs import CORRECTED, GOLDEN, RUNS, compared, run
 
 pytestmark = pytest.mark.slow

@@ -16,19 +16,8 @@ def tiny_causal(tiny_gpt2_dir):
 
 
 @pytest.fixture(scope="module")
-def tiny_seq2seq(tmp_path_factory, tiny_bert_dir, minilm_tokenizer):
-    from transformers import EncoderDecoderModel
-
-    torch.manual_seed(0)
-    model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(tiny_bert_dir), str(tiny_bert_dir))
-    for cfg in (model.config, model.generation_config):
-        cfg.decoder_start_token_id = minilm_tokenizer.cls_token_id
-        cfg.eos_token_id = minilm_tokenizer.sep_token_id
-        cfg.pad_token_id = minilm_tokenizer.pad_token_id
-    path = tmp_path_factory.mktemp("s2s")
-    model.save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return Policy.from_pretrained(str(path))
+def tiny_seq2seq(tiny_seq2seq_dir):
+    return Policy.from_pretrained(str(tiny_seq2seq_dir))
 
 
 def test_response_mask_keeps_the_first_eos_and_nothing_after():

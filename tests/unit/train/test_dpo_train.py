@@ -35,23 +35,6 @@ PROMPTS_FILE = DATA_DIR / "qa_feedback" / "prompts.json"
 
 
 @pytest.fixture(scope="module")
-def tiny_seq2seq_dir(tmp_path_factory, tiny_bert_dir, minilm_tokenizer):
-    """A 2+2-layer BERT encoder-decoder, saved: [CLS] starts decoding, [SEP] ends it."""
-    from transformers import EncoderDecoderModel
-
-    torch.manual_seed(0)
-    model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(tiny_bert_dir), str(tiny_bert_dir))
-    for cfg in (model.config, model.generation_config):
-        cfg.decoder_start_token_id = minilm_tokenizer.cls_token_id
-        cfg.eos_token_id = minilm_tokenizer.sep_token_id
-        cfg.pad_token_id = minilm_tokenizer.pad_token_id
-    path = tmp_path_factory.mktemp("s2s")
-    model.save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def split_pairs(tmp_path_factory):
     """The pairs of the first 40 bundled questions, split as every app splits them."""
     path = tmp_path_factory.mktemp("feedback") / "small_feedback.json"
