@@ -38,22 +38,25 @@ def per_category_gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float
     return unflat(adv), unflat(ret)
 
 
-def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float | None:
     """``1 − Var[R − V] / Var[R]`` over the real tokens (1: perfect, ≤ 0: no better than a
-    constant); ``nan`` when the returns do not vary."""
+    constant); ``None`` when the returns do not vary (e.g. the KL head before the policy moves)."""
     var_r = float(masked_var(returns, mask))
     if var_r == 0:
-        return float("nan")
+        return None
     return 1.0 - float(masked_var(returns - values, mask)) / var_r
 
 
 def head_statistics(advantages: Tensor, values: Tensor, returns: Tensor, mask: Tensor,
                     names: list[str]) -> dict[str, float]:
-    """``critic/<name>/{adv_mean, adv_std, explained_variance}`` for each head ``[B, T, H]``."""
+    """``critic/<name>/{adv_mean, adv_std, explained_variance}`` for each head ``[B, T, H]``
+    (the explained variance left out where it is undefined)."""
     out = {}
     for h, name in enumerate(names):
         a = advantages[..., h]
         out[f"critic/{name}/adv_mean"] = float(masked_mean(a, mask))
         out[f"critic/{name}/adv_std"] = float(torch.sqrt(masked_var(a, mask)))
-        out[f"critic/{name}/explained_variance"] = explained_variance(values[..., h], returns[..., h], mask)
+        ev = explained_variance(values[..., h], returns[..., h], mask)
+        if ev is not None:
+            out[f"critic/{name}/explained_variance"] = ev
     return out

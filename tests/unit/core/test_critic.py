@@ -42,6 +42,11 @@ def test_explained_variance_and_head_statistics():
     returns = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     assert explained_variance(returns, returns, mask) == pytest.approx(1.0)
     assert explained_variance(torch.full_like(returns, 2.5), returns, mask) == pytest.approx(0.0)
+    flat = torch.zeros_like(returns)  # e.g. the KL head before the policy has moved
+    assert explained_variance(flat, flat, mask) is None
+    assert "critic/kl/explained_variance" not in head_statistics(
+        torch.stack([returns, flat], -1), torch.stack([returns, flat], -1), torch.stack([returns, flat], -1), mask,
+        ["relevance", "kl"])
     stats = head_statistics(torch.stack([returns, -returns], -1), torch.stack([returns, returns], -1),
                             torch.stack([returns, returns], -1), mask, ["relevance", "kl"])
     assert stats["critic/relevance/adv_mean"] == pytest.approx(2.5)
