@@ -37,4 +37,5 @@ run shaped_per_category "${shaping[@]}" ppo.critic=per_category
 # The paper's sum kept, but no bonus for a segment shorter than the SFT policy's ~8 words
 # per sentence.
 run min_words "+reward.shaping.relevance.min_segment_words=8" "+reward.shaping.factuality.min_segment_words=8"
+run min_words_6 "+reward.shaping.relevance.min_segment_words=6" "+reward.shaping.factuality.min_segment_words=6"
 $bin/python $here/summarize.py $out $here
