@@ -49,12 +49,15 @@ def check_writable(folder: str | Path, what: str = "output folder") -> Path:
 
 def holder(folder: str | Path) -> dict[str, Any] | None:
     """The live run that holds ``folder``'s lock (its lock record), or ``None``."""
-    lock = RunLock(folder, "")
-    other = lock._read()
-    pid = other.get("pid")
-    if isinstance(pid, int) and other.get("host") == socket.gethostname() and pid_alive(pid) and pid != os.getpid():
-        return other
-    return None
+    other = RunLock(folder, "")._read()
+    return other if is_live(other) else None
+
+
+def is_live(owner: dict[str, Any]) -> bool:
+    """Whether a lock record belongs to another process still running on this machine."""
+    pid = owner.get("pid")
+    return (isinstance(pid, int) and owner.get("host") == socket.gethostname() and pid_alive(pid)
+            and pid != os.getpid())
 
 
 def in_use_message(folder: str | Path, other: dict[str, Any]) -> str:
@@ -89,11 +92,11 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 other = self._read()
-                pid = other.get("pid")
-                if holder(self.folder) is not None:
+                if is_live(other):
                     raise OutputError(in_use_message(self.folder, other)) from None
                 print(f"{self.app}: note: taking over the stale lock of {self.folder} "
-                      f"(process {pid} of {other.get('app', '?')} is no longer running)", file=sys.stderr)
+                      f"(process {other.get('pid')} of {other.get('app', '?')} is no longer running)",
+                      file=sys.stderr)
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:

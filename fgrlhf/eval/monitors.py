@@ -61,8 +61,22 @@ def category_monitors(raw: Mapping[str, tuple[Tensor, Tensor]], per_category: Te
     totals = [float(per_category[..., i].sum()) for i in range(len(categories))]
     magnitude = sum(abs(x) for x in totals)
     for i, k in enumerate(categories):
-        scores, mask = raw[k]
-        real = int(mask.sum())
-        out[f"monitor/error_rate/{k}"] = float(((scores < 0) & mask.bool()).sum()) / real if real else 0.0
+        out[f"monitor/error_rate/{k}"] = error_rate(*raw[k])
         out[f"monitor/reward_share/{k}"] = abs(totals[i]) / magnitude if magnitude else 0.0
+    return out
+
+
+def error_rate(scores: Tensor, mask: Tensor) -> float:
+    """Share of the real segments (``mask`` ``[B, S]``) a judge scores below zero (0 without any)."""
+    real = int(mask.sum())
+    return float(((scores < 0) & mask.bool()).sum()) / real if real else 0.0
+
+
+def monitor_reward_stats(monitors: Mapping[str, tuple[Tensor, Tensor]]) -> dict[str, float]:
+    """Each monitor-only reward's mean per answer (``monitor/reward/<name>``) and its judge's
+    error rate (``monitor/error_rate/<name>``), from its segment scores and mask ``[B, S]``."""
+    out = {}
+    for name, (scores, mask) in monitors.items():
+        out[f"monitor/reward/{name}"] = float((scores * mask).sum(-1).mean())
+        out[f"monitor/error_rate/{name}"] = error_rate(scores, mask)
     return out

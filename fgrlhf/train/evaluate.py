@@ -54,14 +54,13 @@ def answer_monitors(aggregator, records: list[dict], examples, granularities: di
     """The reward-hacking monitors of held-out answers (``fgrlhf.eval.monitors``): segments
     per answer and words per segment at each granularity the rewards read, text statistics,
     and each monitor-only reward's mean per answer (``monitor/reward/<name>``)."""
-    from fgrlhf.eval.monitors import text_monitors
+    from fgrlhf.eval.monitors import monitor_reward_stats, text_monitors
     from fgrlhf.reward import RewardInputs
-    from fgrlhf.train.ppo import monitor_reward_stats
 
     texts = [r["answer"] for r in records]
     spans = aggregator.segment(texts)
     out = text_monitors(texts, {g: spans[k] for k, g in granularities.items()})
     rows = [examples[r["prompt_index"]] for r in records]
     inputs = RewardInputs([ex.prompt for ex in rows], texts, [ex.metadata for ex in rows])
-    out.update(monitor_reward_stats(aggregator.score_monitors(inputs)))
+    out.update(monitor_reward_stats({k: (s.scores, s.mask) for k, s in aggregator.score_monitors(inputs).items()}))
     return out

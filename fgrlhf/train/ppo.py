@@ -37,7 +37,7 @@ from fgrlhf.core import (
 )
 from fgrlhf.core.critic import head_statistics, per_category_gae
 from fgrlhf.errors import ConfigError
-from fgrlhf.eval.monitors import category_monitors, text_monitors
+from fgrlhf.eval.monitors import category_monitors, monitor_reward_stats, text_monitors
 from fgrlhf.policy import Policy, Rollout, SamplingConfig, ValueModel
 from fgrlhf.reward import RewardAggregator, RewardInputs
 from fgrlhf.reward.aggregate import DenseReward
@@ -465,16 +465,5 @@ def reward_monitors(texts: Sequence[str], reward: DenseReward, granularities: Ma
     out = text_monitors(texts, by_granularity)
     out.update(category_monitors({k: (s.scores, s.mask) for k, s in reward.raw.items()}, reward.per_category,
                                  reward.categories))
-    out.update(monitor_reward_stats(reward.monitors))
-    return out
-
-
-def monitor_reward_stats(monitors: Mapping[str, SegmentScores]) -> dict[str, float]:
-    """Each monitor-only reward's mean per answer (``monitor/reward/<name>``) and the share of
-    its segments it scores below zero (``monitor/error_rate/<name>``: its judge's error rate)."""
-    out = {}
-    for name, s in monitors.items():
-        out[f"monitor/reward/{name}"] = float((s.scores * s.mask).sum(-1).mean())
-        real = int(s.mask.sum())
-        out[f"monitor/error_rate/{name}"] = float(((s.scores < 0) & s.mask).sum()) / real if real else 0.0
+    out.update(monitor_reward_stats({k: (s.scores, s.mask) for k, s in reward.monitors.items()}))
     return out
