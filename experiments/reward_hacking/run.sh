@@ -38,4 +38,12 @@ run shaped_per_category "${shaping[@]}" ppo.critic=per_category
 # per sentence.
 run min_words "+reward.shaping.relevance.min_segment_words=8" "+reward.shaping.factuality.min_segment_words=8"
 run min_words_6 "+reward.shaping.relevance.min_segment_words=6" "+reward.shaping.factuality.min_segment_words=6"
+# Each segment's score weighted by its words / 8 (about the SFT policy's words per
+# sentence): cutting a sentence in two earns nothing, neither does merging or shrinking.
+words=(+reward.shaping.relevance.per_segment=words +reward.shaping.relevance.unit_words=8
+  +reward.shaping.factuality.per_segment=words +reward.shaping.factuality.unit_words=8)
+run words "${words[@]}"
+run words_per_category "${words[@]}" ppo.critic=per_category
+# The mean shaping with completeness (R3) paid three times as much, to hold the content.
+run shaped_r3 "${shaping[@]}" reward.weights.completeness=3.0
 $bin/python $here/summarize.py $out $here

@@ -14,7 +14,10 @@ from fgrlhf.eval.plots import alert_steps, read_metrics
 ARMS = {"paper": "paper (sum per segment)", "shaped": "shaped (mean, ≥ 4 words)",
         "shaped_per_category": "shaped + per-category critic", "min_words": "sum, no bonus under 8 words",
         "min_words_6": "sum, no bonus under 6 words",
-        "paper_per_category": "paper + per-category critic"}
+        "paper_per_category": "paper + per-category critic",
+        "words": "words (each segment × its words / 8)",
+        "words_per_category": "words + per-category critic",
+        "shaped_r3": "shaped (mean, ≥ 4 words), R3 weight ×3"}
 EVAL = [("monitor/segments_per_answer/sentence", "sentences/answer"), ("monitor/words_per_segment/sentence",
         "words/sentence"), ("monitor/length_words", "words"), ("factuality_ratio", "factuality (R2)"),
         ("monitor/error_rate/factuality_seed1", "R2 twin error rate"), ("relevance_ratio", "relevance (R1)"),

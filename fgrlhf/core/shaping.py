@@ -4,9 +4,12 @@ Segment-level rewards open the segmentation itself to exploitation: with one bon
 error-free segment (the paper's rule), splitting an answer into more, shorter segments earns
 more by itself. These functions remove that incentive, each as an option of one category:
 
-- ``combine_segment_scores``: ``sum`` (the paper's) or ``mean`` (each of an answer's n
-  segments counts 1/n, so the answer's total is the mean score whatever n is), and
-  ``min_segment_words`` (a segment shorter than this earns no bonus; penalties stay);
+- ``combine_segment_scores``: ``sum`` (the paper's), ``mean`` (each of an answer's n
+  segments counts 1/n, so the answer's total is the mean score whatever n is) or ``words``
+  (each segment counts its words / ``unit_words``: cutting a segment in two leaves the
+  answer's total as it was, while every further error-free word still earns, so neither
+  splitting nor shrinking pays by itself), and ``min_segment_words`` (a segment shorter
+  than this earns no bonus; penalties stay);
 - ``place_segment_scores``: ``end`` (the paper's: on the token that closes the segment),
   ``first`` (on its first token) or ``spread`` (evenly over its tokens).
 
@@ -20,30 +23,35 @@ from torch import Tensor
 
 from fgrlhf.core.scatter import scatter_segment_scores
 
-PER_SEGMENT = ("sum", "mean")
+PER_SEGMENT = ("sum", "mean", "words")
 PLACEMENTS = ("end", "first", "spread")
 
 
 def combine_segment_scores(scores: Tensor, mask: Tensor, words: Tensor | None = None, per_segment: str = "sum",
-                           min_segment_words: int = 0) -> Tensor:
+                           min_segment_words: int = 0, unit_words: float = 8.0) -> Tensor:
     """Shaped segment scores ``[B, S]`` (0 at padding).
 
-    ``s'_i = s_i · [s_i ≤ 0 or words_i ≥ min_segment_words] / (n if mean else 1)`` with n the
-    number of real segments of the row. ``words`` ``[B, S]``: each segment's word count
-    (needed only with ``min_segment_words > 0``).
+    ``s'_i = s_i · [s_i ≤ 0 or words_i ≥ min_segment_words] · w_i`` with ``w_i`` = 1 (sum),
+    1/n (mean; n the number of real segments of the row) or ``words_i / unit_words``
+    (words). ``words`` ``[B, S]``: each segment's word count (needed with
+    ``min_segment_words > 0`` or ``per_segment="words"``).
     """
     if per_segment not in PER_SEGMENT:
         raise ValueError(f"per_segment must be one of {PER_SEGMENT}, not {per_segment!r}")
     real = mask.bool()  # [B, S]
     out = torch.where(real, scores, torch.zeros_like(scores))
+    if (min_segment_words > 0 or per_segment == "words") and words is None:
+        raise ValueError("min_segment_words and per_segment='words' need each segment's word count")
     if min_segment_words > 0:
-        if words is None:
-            raise ValueError("min_segment_words needs each segment's word count")
         short_bonus = real & (words < min_segment_words) & (out > 0)  # [B, S]
         out = torch.where(short_bonus, torch.zeros_like(out), out)
     if per_segment == "mean":
         n = real.sum(dim=1, keepdim=True).clamp(min=1).to(out.dtype)  # [B, 1]
         out = out / n
+    elif per_segment == "words":
+        if not unit_words > 0:
+            raise ValueError(f"unit_words must be > 0, not {unit_words!r}")
+        out = out * torch.where(real, words.to(out.dtype), torch.zeros_like(out)) / unit_words
     return out
 
 

@@ -49,11 +49,14 @@ class DenseReward:
 class Shaping:
     """How one category's segment scores become its dense reward (``fgrlhf.core.shaping``)."""
 
-    RULES: ClassVar[dict[str, str]] = {"per_segment": "in sum mean", "min_segment_words": ">= 0",
-                                       "placement": "in end first spread"}
+    RULES: ClassVar[dict[str, str]] = {"per_segment": "in sum mean words", "min_segment_words": ">= 0",
+                                       "unit_words": "> 0", "placement": "in end first spread"}
 
-    per_segment: str = "sum"  # sum (the paper's) | mean: splitting an answer earns nothing by itself
+    # sum (the paper's) | mean: splitting an answer earns nothing by itself | words: each
+    # segment weighted by its words / unit_words, so neither splitting nor shrinking pays
+    per_segment: str = "sum"
     min_segment_words: int = 0  # segments shorter than this earn no bonus (penalties stay)
+    unit_words: float = 8.0  # with per_segment=words: the length that earns one full score
     placement: str = "end"  # end (the paper's) | first | spread
 
 
@@ -149,11 +152,12 @@ class RewardAggregator:
             normed = self.normalizers[k](scores, mask)  # [B, S_k]
             shape = self.shaping[k]
             words = None
-            if shape.min_segment_words > 0:
+            if shape.min_segment_words > 0 or shape.per_segment == "words":
                 words = SegmentScores.from_lists([[len(text[a:b].split()) for a, b in row]
                                                   for text, row in zip(inputs.texts, spans[k])], device).scores
                 words = _fit_width(words, scores.shape[1])
-            shaped = combine_segment_scores(normed, mask, words, shape.per_segment, shape.min_segment_words)
+            shaped = combine_segment_scores(normed, mask, words, shape.per_segment, shape.min_segment_words,
+                                            shape.unit_words)
             # A reward may pad to a different S than the aligner; real segments are a prefix.
             index = _fit_width(token_index, scores.shape[1])
             per_category[:, :, k_i] = self.weights[k] * place_segment_scores(shaped, mask, index, T, shape.placement)

@@ -56,7 +56,8 @@ class RewardConfig:
     models: dict[str, Any] = field(default_factory=dict)  # category → reward config (_target_ or name)
     weights: dict[str, float] = field(default_factory=dict)
     normalize: dict[str, Any] = field(default_factory=dict)  # category → {kind, mean, std}
-    # category → {per_segment: sum | mean, min_segment_words: N, placement: end | first | spread}
+    # category → {per_segment: sum | mean | words, min_segment_words: N, unit_words: W,
+    #             placement: end | first | spread}
     # (fgrlhf.reward.aggregate.Shaping; default the paper's rule)
     shaping: dict[str, Any] = field(default_factory=dict)
     # name → reward config: scored and logged (monitor/reward/<name>), never optimised

@@ -33,7 +33,7 @@ def build_aggregator(cfg: RewardConfig):
         unknown = set(node) - {f.name for f in fields(Shaping)}
         if unknown:
             raise ConfigError(f"reward.shaping.{k}: unknown option(s) {', '.join(sorted(unknown))}; "
-                              "expected per_segment, min_segment_words, placement")
+                              f"expected {', '.join(f.name for f in fields(Shaping))}")
         shaping[k] = Shaping(**dict(node))
         validate(shaping[k], Shaping, prefix=f"reward.shaping.{k}.")
     rewards = {k: build_reward(v, key=k) for k, v in cfg.models.items()}

@@ -24,6 +24,28 @@ def test_sum_is_the_papers_rule_and_mean_removes_the_reward_for_splitting():
     assert mixed[0].tolist() == pytest.approx([0.15, -0.15, 0.0])
 
 
+def test_words_weighs_each_segment_by_its_length_so_splitting_and_shrinking_earn_nothing():
+    # One 12-word error-free segment, the same text cut into 3 + 4 + 5 words, and its first
+    # 3 words alone: the cut pays what the whole did, the shorter answer less.
+    whole = combine_segment_scores(t([[0.5, 0, 0]]), t([[1, 0, 0]], torch.bool), torch.tensor([[12, 0, 0]]),
+                                   per_segment="words", unit_words=8)
+    cut = combine_segment_scores(t([[0.5, 0.5, 0.5]]), t([[1, 1, 1]], torch.bool), torch.tensor([[3, 4, 5]]),
+                                 per_segment="words", unit_words=8)
+    short = combine_segment_scores(t([[0.5]]), t([[1]], torch.bool), torch.tensor([[3]]), per_segment="words",
+                                   unit_words=8)
+    assert whole.sum().item() == pytest.approx(0.75) and cut.sum().item() == pytest.approx(0.75)
+    assert short.sum().item() == pytest.approx(0.1875)
+    # An error is charged by its length too; padding stays 0 whatever its word count says.
+    mixed = combine_segment_scores(t([[0.5, -0.5, 9.0]]), t([[1, 1, 0]], torch.bool), torch.tensor([[8, 4, 99]]),
+                                   per_segment="words", unit_words=8)
+    assert mixed[0].tolist() == pytest.approx([0.5, -0.25, 0.0])
+    with pytest.raises(ValueError, match="word count"):
+        combine_segment_scores(t([[0.5]]), t([[1]], torch.bool), None, per_segment="words")
+    with pytest.raises(ValueError, match="unit_words"):
+        combine_segment_scores(t([[0.5]]), t([[1]], torch.bool), torch.tensor([[3]]), per_segment="words",
+                               unit_words=0)
+
+
 def test_short_segments_earn_no_bonus_but_keep_their_penalty():
     scores = t([[0.5, 0.5, -0.5, -0.5]])
     words = torch.tensor([[2, 8, 2, 8]])

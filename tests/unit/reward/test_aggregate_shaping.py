@@ -39,6 +39,14 @@ def test_sum_pays_for_splitting_and_mean_does_not():
     assert _total(mean, [ONE, MANY]) == pytest.approx([0.3, 0.3])
 
 
+def test_words_pays_for_words_not_for_segments():
+    # MANY is ONE's text cut into sentences: the same words, the same reward.
+    agg = RewardAggregator({"rel": _bonus()}, shaping={"rel": Shaping(per_segment="words", unit_words=4)})
+    n_one, n_many = len(ONE.split()), len(MANY.split())
+    assert n_one == n_many
+    assert _total(agg, [ONE, MANY]) == pytest.approx([0.3 * n_one / 4] * 2)
+
+
 def test_short_segments_earn_no_bonus():
     agg = RewardAggregator({"rel": _bonus()}, shaping={"rel": Shaping(min_segment_words=3)})
     assert _total(agg, [ONE, MANY]) == pytest.approx([0.3, 0.0])
