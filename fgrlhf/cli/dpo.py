@@ -4,6 +4,7 @@ preference judgements (``fgrlhf.train.dpo_run``).
     fgrlhf-dpo                                    # the SFT policy runs/sft/minilm_seq2seq
     fgrlhf-dpo policy.init=runs/sft/tiny_gpt2 dpo.loss_type=ipo dpo.beta=0.5
     fgrlhf-dpo policy.init=runs/sft/tiny_gpt2 policy.lora.r=8 dpo.lr=1e-4
+    fgrlhf-dpo --config-name dpo_gemma            # LoRA DPO of the Gemma 3 270M SFT policy
     fgrlhf-eval checkpoint=runs/dpo/minilm_seq2seq   # judged like every other policy
 
 Pairs come from each question's 6 judgements (ties skipped) of ``feedback_file``, the prompt
@@ -41,7 +42,12 @@ class DPOPolicy:
 
 @dataclass
 class DPOAppConfig(RuntimeConfig):
+    RULES: ClassVar[dict[str, str]] = {"prompt_format": "in t5 causal"}
+
     policy: DPOPolicy = field(default_factory=DPOPolicy)
+    # t5 (the prompt file's text) | causal (question, passages capped by relevance to
+    # policy.max_prompt_tokens, "Answer:"), as fgrlhf-sft and fgrlhf-train show them
+    prompt_format: str = "t5"
     dpo: DPOConfig = field(default_factory=DPOConfig)
     feedback_file: str = MISSING  # QA-Feedback judgements (feedback.json format)
     prompts_file: str = MISSING  # the policy input of each question (prompts.json format)

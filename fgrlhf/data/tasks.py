@@ -51,6 +51,21 @@ def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None, prompt_f
     return out
 
 
+def qa_prompt_texts(prompts_file: str | Path, prompt_format: str = "t5",
+                    count_tokens: Callable[[str], int] | None = None,
+                    max_prompt_tokens: int | None = None) -> tuple[list[str], list[str], list[list[str]]]:
+    """The policy input, question and reference answers of every question of a prompts file,
+    the input shown as ``prompt_format`` says (as ``qa_feedback_task`` shows it to PPO):
+    ``(texts, questions, references)``, in file order."""
+    if prompt_format == "t5":  # the file's own text: no sentence splitting needed
+        prompts = load_prompts(prompts_file)
+        return [p.text for p in prompts], [p.question for p in prompts], [list(p.references) for p in prompts]
+    examples = qa_feedback_task(prompts_file, prompt_format=prompt_format, count_tokens=count_tokens,
+                                max_prompt_tokens=max_prompt_tokens)
+    return ([ex.prompt for ex in examples], [ex.metadata["question"] for ex in examples],
+            [list(ex.metadata["references"]) for ex in examples])
+
+
 def split_task(examples: list[TaskExample], dev: int, test: int, seed: int,
                source: str | Path = "") -> tuple[QuestionSplit, dict]:
     """The question split (same seed and sizes as the reward models and SFT) and the parts;

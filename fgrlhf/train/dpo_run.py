@@ -17,6 +17,7 @@ is saved with its adapters merged) with an ``fgrlhf_dpo.json`` record, which
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,22 @@ from fgrlhf.paths import PROJECT_ROOT, run_dir
 DEFAULT_INIT = "runs/sft/minilm_seq2seq"  # what fgrlhf-sft writes by default
 
 
-def dpo_pairs(feedback_file: str | Path, prompts_file: str | Path, split: SplitConfig) -> dict[str, list]:
+def dpo_pairs(feedback_file: str | Path, prompts_file: str | Path, split: SplitConfig, prompt_format: str = "t5",
+              count_tokens: Callable[[str], int] | None = None,
+              max_prompt_tokens: int | None = None) -> dict[str, list]:
     """``{"train": [...], "dev": [...]}`` ``PreferencePair``s of the split's train and dev
     questions, and ``"unmatched"``: how many judged questions the prompts file lacks (they
-    give no pairs, as their prompt text is unknown)."""
-    from fgrlhf.data import load_feedback, load_prompts
+    give no pairs, as their prompt text is unknown). Prompts are shown as ``prompt_format``
+    says, as SFT and PPO show them (``fgrlhf.data.tasks.qa_prompt_texts``)."""
+    from fgrlhf.data import load_feedback
     from fgrlhf.data.rm_examples import preference_examples
     from fgrlhf.data.split import split_by_question
+    from fgrlhf.data.tasks import qa_prompt_texts
     from fgrlhf.train.dpo import PreferencePair
 
-    prompts = load_prompts(prompts_file)
-    parts = split_by_question([p.question for p in prompts], split.dev_questions, split.test_questions, split.seed)
-    part_of = {prompts[i].question: (part, prompts[i].text) for part in ("train", "dev", "test")
-               for i in getattr(parts, part)}
+    texts, questions, _ = qa_prompt_texts(prompts_file, prompt_format, count_tokens, max_prompt_tokens)
+    parts = split_by_question(questions, split.dev_questions, split.test_questions, split.seed)
+    part_of = {questions[i]: (part, texts[i]) for part in ("train", "dev", "test") for i in getattr(parts, part)}
     out: dict[str, Any] = {"train": [], "dev": [], "unmatched": 0}
     for ex in preference_examples(load_feedback(feedback_file)):
         if ex.question not in part_of:
@@ -87,14 +91,23 @@ def run(cfg) -> dict[str, Any]:
 
     set_up_runtime(cfg.threads)
     device = cfg.device or default_device().type
-    pairs = dpo_pairs(cfg.feedback_file, cfg.prompts_file, cfg.split)
+    out = Path(cfg.output or PROJECT_ROOT / "runs" / "dpo" / Path(cfg.policy.init).name)
+    source = policy_source(cfg.policy.init)
+    check_writable(out.parent)
+    count_tokens = None
+    if cfg.prompt_format == "causal":  # the cap is measured in the policy's own tokens
+        from transformers import AutoTokenizer
+
+        from fgrlhf.train.tasks import token_counter
+
+        with loading(source, "policy"):
+            count_tokens = token_counter(AutoTokenizer.from_pretrained(source))
+    pairs = dpo_pairs(cfg.feedback_file, cfg.prompts_file, cfg.split, cfg.prompt_format, count_tokens,
+                      cfg.policy.max_prompt_tokens)
     if not pairs["train"]:
         raise ConfigError(f"no preference pair among the training questions: feedback_file={cfg.feedback_file} "
                           f"and prompts_file={cfg.prompts_file} share no training question "
                           f"({pairs['unmatched']} judged questions are not in the prompts file)")
-    out = Path(cfg.output or PROJECT_ROOT / "runs" / "dpo" / Path(cfg.policy.init).name)
-    source = policy_source(cfg.policy.init)
-    check_writable(out.parent)
     # With LoRA the policy gets fresh adapters (QLoRA: a 4-bit base on CUDA); the reference is
     # then the same model with them off (fgrlhf.train.dpo.reference_model).
     with loading(source, "policy"):
@@ -108,6 +121,7 @@ def run(cfg) -> dict[str, Any]:
     history = train_dpo(policy, pairs["train"], pairs["dev"], cfg.dpo, logger)
     logger.close()
     record = {"init": cfg.policy.init, "kind": policy.kind, "lora": plain_config(cfg.policy.lora),
+              "prompt_format": cfg.prompt_format,
               "feedback_file": portable_path(cfg.feedback_file), "prompts_file": portable_path(cfg.prompts_file),
               "split": plain_config(cfg.split), "dpo": plain_config(cfg.dpo), "history": history}
     model = merged_model(policy.model) if has_adapters(policy.model) else policy.model

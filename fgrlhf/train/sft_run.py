@@ -36,20 +36,11 @@ def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig, dev_fract
     keeps the passages' sentences most relevant to the question within ``max_prompt_tokens``
     as ``count_tokens`` measures them), exactly as the PPO task shows them."""
     if task == "qa_feedback":
-        from fgrlhf.data import load_prompts
         from fgrlhf.data.split import split_by_question
+        from fgrlhf.data.tasks import qa_prompt_texts
 
-        if prompt_format == "t5":
-            prompts = load_prompts(prompts_file)
-            texts, questions = [p.text for p in prompts], [p.question for p in prompts]
-            answers = [p.references[0] if p.references else None for p in prompts]
-        else:
-            from fgrlhf.data.tasks import qa_feedback_task
-
-            examples = qa_feedback_task(prompts_file, prompt_format=prompt_format, count_tokens=count_tokens,
-                                        max_prompt_tokens=max_prompt_tokens)
-            texts, questions = [ex.prompt for ex in examples], [ex.metadata["question"] for ex in examples]
-            answers = [ex.metadata["references"][0] if ex.metadata["references"] else None for ex in examples]
+        texts, questions, references = qa_prompt_texts(prompts_file, prompt_format, count_tokens, max_prompt_tokens)
+        answers = [refs[0] if refs else None for refs in references]
         parts = split_by_question(questions, split.dev_questions, split.test_questions, split.seed,
                                   source=str(prompts_file))
         return {part: [(texts[i], answers[i]) for i in getattr(parts, part) if answers[i] is not None]

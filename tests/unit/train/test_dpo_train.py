@@ -95,6 +95,20 @@ def test_pairs_come_from_the_train_questions_judgements_ties_skipped(split_pairs
     assert len(split_pairs["train"]) > 50 and split_pairs["dev"] and split_pairs["unmatched"] == 0
 
 
+def test_causal_pairs_show_the_prompt_as_sft_and_ppo_do(split_pairs, tmp_path):
+    # The same judgements, each prompt laid out for a decoder-only policy and capped at 60
+    # whitespace tokens by the sentences most related to the question.
+    path = tmp_path / "small_feedback.json"
+    path.write_text(json.dumps(json.loads((DATA_DIR / "qa_feedback" / "feedback.json").read_text())[:40]))
+    causal = dpo_pairs(path, PROMPTS_FILE, SplitConfig(), "causal", lambda text: len(text.split()), 60)
+    for part in ("train", "dev"):
+        assert [(p.chosen, p.rejected) for p in causal[part]] == [(p.chosen, p.rejected) for p in split_pairs[part]]
+        for pair, t5 in zip(causal[part], split_pairs[part]):
+            question = t5.prompt.split("question:", 1)[1].split("context:", 1)[0].strip()
+            assert pair.prompt.startswith(f"Question: {question}\nPassages:\n")
+            assert pair.prompt.endswith("\nAnswer:") and len(pair.prompt.split()) <= 60
+
+
 def test_ipo_reads_per_token_means_and_rewards_whole_sequences():
     logps = torch.tensor([[-10.0, -30.0]])
     lengths = torch.tensor([[5, 10]])
