@@ -70,3 +70,16 @@ def test_second_scorer_and_rtp_sft_presets_compose():
     sft = _compose("sft_rtp", [])
     assert sft.task == "rtp" and sft.policy.init == "tiny_gpt2_rtp"
 
+
+
+def test_the_gemma_presets_differ_from_their_bases_only_where_they_say():
+    fine = OmegaConf.to_container(_compose("train", ["experiment=qa_gemma_cpu"]), resolve=True)
+    holistic = OmegaConf.to_container(_compose("train", ["experiment=qa_gemma_holistic_cpu"]), resolve=True)
+    for key in ("policy", "task", "sampling", "iterations", "checkpoint_every", "precision", "threads"):
+        assert holistic[key] == fine[key], key
+    assert (holistic["ppo"]["kl_coef"], holistic["ppo"]["lam"], holistic["ppo"]["lr"]) == (0.2, 0.99, fine["ppo"]["lr"])
+    assert list(holistic["reward"]["models"]) == ["preference"] and fine["policy"]["lora"]["r"] == 16
+    detox = OmegaConf.to_container(_compose("train", ["experiment=detox_gemma_cpu"]), resolve=True)
+    base = OmegaConf.to_container(_compose("train", ["experiment=detox_cpu"]), resolve=True)
+    assert detox["policy"]["init"] == "gemma3_270m" and detox["policy"]["lora"]["r"] == 16
+    assert detox["sampling"] == base["sampling"] and detox["reward"] == base["reward"]

@@ -15,7 +15,8 @@ from fgrlhf.cli.toxicity import ToxicityAppConfig
 from fgrlhf.config import SplitConfig, WandbConfig
 from fgrlhf.paths import CONF_DIR, register_resolvers
 
-APPS = {"dpo": DPOAppConfig, "rm": RMAppConfig, "sft": SFTAppConfig, "sft_rtp": SFTAppConfig, "toxicity": ToxicityAppConfig,
+APPS = {"dpo": DPOAppConfig, "dpo_gemma": DPOAppConfig, "rm": RMAppConfig, "sft": SFTAppConfig,
+        "sft_gemma": SFTAppConfig, "sft_rtp": SFTAppConfig, "toxicity": ToxicityAppConfig,
         "toxicity_fasttext": ToxicityAppConfig}
 
 
