@@ -4,6 +4,9 @@
 # the per-category critic against the scalar one on the same budget.
 #
 #   bash experiments/reward_hacking/run.sh
+#   ARMS="words words_per_category" bash experiments/reward_hacking/run.sh   # only these arms
+#
+# summarize.py keeps the rows of arms whose run folders are gone from results.json.
 #
 # Each stage is skipped when its output is already there (delete OUT to start over).
 set -euo pipefail
@@ -27,8 +30,9 @@ common=(experiment=qa_cpu threads=$threads eval.every=6 eval.split=dev eval.ques
 # itself), and no bonus for a segment shorter than 4 words.
 shaping=(+reward.shaping.relevance.per_segment=mean +reward.shaping.relevance.min_segment_words=4
   +reward.shaping.factuality.per_segment=mean +reward.shaping.factuality.min_segment_words=4)
-run() {  # name, overrides...
+run() {  # name, overrides...; ARMS="words shaped_r3" runs only those arms
   local name=$1; shift
+  [ -z "${ARMS:-}" ] || [[ " $ARMS " == *" $name "* ]] || return 0
   [ -f $out/$name/metrics.json ] || $bin/fgrlhf-train "${common[@]}" "$@" hydra.run.dir=$out/$name
 }
 run paper

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from fgrlhf.eval.plots import alert_steps, read_metrics
+from fgrlhf.eval.plots import read_metrics
 
 ARMS = {"paper": "paper (sum per segment)", "shaped": "shaped (mean, ≥ 4 words)",
         "shaped_per_category": "shaped + per-category critic", "min_words": "sum, no bonus under 8 words",
@@ -25,8 +25,11 @@ EVAL = [("monitor/segments_per_answer/sentence", "sentences/answer"), ("monitor/
 
 
 def main(out: Path, here: Path) -> None:
+    """Rows of the runs found under ``out``; arms measured earlier whose run folders are gone
+    keep their rows from ``here/results.json``."""
     runs = {arm: out / arm for arm in ARMS if (out / arm / "metrics.json").exists()}
-    rows, table = {}, []
+    kept = json.loads((here / "results.json").read_text()) if (here / "results.json").exists() else {}
+    rows, table = {arm: kept[arm] for arm in ARMS if arm in kept and arm not in runs}, []
     for arm, run in runs.items():
         summary = json.loads((run / "metrics.json").read_text())
         records = read_metrics(run / "metrics.jsonl")
@@ -36,6 +39,7 @@ def main(out: Path, here: Path) -> None:
                      "critic": {k: v for k, v in records[-1].items() if k.startswith("critic/")}}
     header = "| run | " + " | ".join(label for _, label in EVAL) + " | alerts (first step) |"
     table += [header, "|" + "---|" * (len(EVAL) + 2)]
+    rows = {arm: rows[arm] for arm in ARMS if arm in rows}  # the table's order
     first = next(iter(rows.values()), None)
     if first:
         table.append("| SFT (initial policy) | " + " | ".join(_fmt(first["initial"].get(k)) for k, _ in EVAL) + " | |")
@@ -45,29 +49,29 @@ def main(out: Path, here: Path) -> None:
     (here / "results.md").write_text("\n".join(table) + "\n")
     (here / "results.json").write_text(json.dumps(rows, indent=1))
     print("\n".join(table))
-    _figure(runs, here / "segments_per_answer.png")
+    _figure(rows, here / "segments_per_answer.png")
 
 
 def _fmt(x) -> str:
     return "–" if x is None else f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
 
 
-def _figure(runs: dict[str, Path], png: Path) -> None:
+def _figure(rows: dict[str, dict], png: Path) -> None:
+    """Rollout sentences per answer per iteration (``train_segments``: one entry per
+    iteration, from iteration 0) with each arm's first ``sentence_inflation`` alert."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for arm, run in runs.items():
-        records = read_metrics(run / "metrics.jsonl")
-        steps = [r["step"] for r in records if "monitor/segments_per_answer/sentence" in r]
-        values = [r["monitor/segments_per_answer/sentence"] for r in records if "monitor/segments_per_answer/sentence" in r]
-        (line,) = ax.plot(steps, values, marker=".", label=ARMS[arm])
-        fired = alert_steps(records).get("sentence_inflation", [])
+    for arm, r in rows.items():
+        points = [(i, v) for i, v in enumerate(r["train_segments"]) if v is not None]
+        (line,) = ax.plot([i for i, _ in points], [v for _, v in points], marker=".", label=ARMS[arm])
+        fired = r["alerts"].get("sentence_inflation", [])
         if fired:
             ax.axvline(fired[0], color=line.get_color(), ls="--", lw=1)
-            ax.annotate("alert", (fired[0], max(values)), color=line.get_color(), fontsize="small")
+            ax.annotate("alert", (fired[0], max(v for _, v in points)), color=line.get_color(), fontsize="small")
     ax.set_xlabel("PPO iteration")
     ax.set_ylabel("sentences per answer (rollouts)")
     ax.set_title("Segment inflation and the sentence_inflation alert (dashed: first firing)")
