@@ -14,7 +14,7 @@ training questions only (dev and test keep the plain pairs among the 4 predictio
 - ``balance_length``: pair weights such that the pairs the longer answer wins and those the
   shorter answer wins weigh the same in the loss, so a length-only score gains nothing.
 - ``matched_weight``: a further weight on the length-matched pairs
-  (``fgrlhf.train.rm.length_matched``), where only content can decide.
+  (``length_matched``), where only content can decide.
 - ``coverage_margin`` (R3): each pair's loss is ``−log σ(r_w − r_l − m·(c_w − c_l))``,
   a larger required score gap for a larger coverage gap.
 """
@@ -28,6 +28,15 @@ from typing import ClassVar
 from fgrlhf.data.qa_feedback import FeedbackExample
 from fgrlhf.data.rm_examples import RankingExample, coverage, required_information
 from fgrlhf.segment import MultiGranularitySegmenter
+
+LENGTH_MATCH_RATIO = 1.2  # two answers are length-matched when the longer has at most 1.2× the words
+
+
+def length_matched(a: str, b: str, ratio: float = LENGTH_MATCH_RATIO) -> bool:
+    """Whether two answers have about the same length: the longer one's word count is at
+    most ``ratio`` times the shorter one's (two empty answers match)."""
+    la, lb = len(a.split()), len(b.split())
+    return max(la, lb) <= ratio * min(la, lb) if min(la, lb) else la == lb
 
 
 @dataclass
@@ -101,8 +110,6 @@ def training_pairs(examples: Sequence[RankingExample], records: Sequence[Feedbac
                    coverage_threshold: float = 0.8) -> list[RankingExample]:
     """The training examples of a ranking model under ``cfg``: reference answers added,
     then per-pair ``weights`` (length balance × matched weight) and ``margins``."""
-    from fgrlhf.train.rm import length_matched
-
     if is_plain(cfg):
         return list(examples)
     by_qid = {r.index: r for r in records}

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
+from fgrlhf.data.rm_pairs import LENGTH_MATCH_RATIO, length_matched
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
 from fgrlhf.toolkit.fit import FitConfig, autocast, fit, minibatches
@@ -100,16 +101,6 @@ def segment_metrics(predictions: Sequence[int], labels: Sequence[int]) -> dict[s
         "majority_baseline": max(n_err, n - n_err) / n,
         "error_rate": n_err / n,
     }
-
-
-LENGTH_MATCH_RATIO = 1.2  # two answers are length-matched when the longer has at most 1.2× the words
-
-
-def length_matched(a: str, b: str, ratio: float = LENGTH_MATCH_RATIO) -> bool:
-    """Whether two answers have about the same length: the longer one's word count is at
-    most ``ratio`` times the shorter one's (two empty answers match)."""
-    la, lb = len(a.split()), len(b.split())
-    return max(la, lb) <= ratio * min(la, lb) if min(la, lb) else la == lb
 
 
 def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[RankingExample],

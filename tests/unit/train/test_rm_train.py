@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from fgrlhf.data.rm_examples import IGNORE, RankingExample
+from fgrlhf.data.rm_pairs import length_matched
 from fgrlhf.reward.encoding import SeparatorEncoder
 from fgrlhf.train.rm import (
     LabelledWindow,
     OptimConfig,
     freeze_lower_layers,
-    length_matched,
     pairwise_metrics,
     segment_metrics,
     train_ranking_model,
