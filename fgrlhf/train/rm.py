@@ -140,15 +140,20 @@ def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[Ranki
 # ---------------------------------------------------------------------------------------
 def freeze_lower_layers(model, n_layers: int) -> int:
     """Freeze the embeddings and the ``n_layers`` lowest transformer layers of an encoder
-    (BERT, RoBERTa, Longformer, DeBERTa, ... layouts). With a few hundred examples this
-    trains faster and overfits less. Returns the number of frozen parameters."""
+    (BERT, RoBERTa, Longformer, DeBERTa, ... layouts: ``embeddings``, ``encoder.layer``) or
+    of a decoder used as a backbone (Llama, Gemma, ... layouts: ``embed_tokens``,
+    ``layers``). With a few hundred examples this trains faster and overfits less. Returns
+    the number of frozen parameters."""
     if n_layers <= 0:
         return 0
     base = model.base_model
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     embeddings = getattr(base, "embeddings", None)
     if layers is None or embeddings is None:
-        raise ValueError(f"freeze_layers: cannot find embeddings and encoder.layer in {type(base).__name__}")
+        layers, embeddings = getattr(base, "layers", None), getattr(base, "embed_tokens", None)
+    if layers is None or embeddings is None:
+        raise ValueError(f"freeze_layers: cannot find embeddings and encoder.layer (or embed_tokens and layers) "
+                         f"in {type(base).__name__}; set rm.optim.freeze_layers=0")
     if n_layers > len(layers):
         from fgrlhf.errors import ConfigError
 

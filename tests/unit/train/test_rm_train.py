@@ -85,6 +85,23 @@ def test_freeze_lower_layers(tiny_bert_dir):
         freeze_lower_layers(model, 3)
 
 
+def test_freeze_lower_layers_of_a_decoder_backbone(tmp_path, qa_feedback):
+    """A decoder (Gemma 3 layout) under the scalar head: embed_tokens and layers[:n] freeze."""
+    from fgrlhf.policy.gemma import build_tiny_gemma3
+    from fgrlhf.reward.learned import MeanPoolScorer
+
+    path = build_tiny_gemma3(tmp_path / "gemma", [p for ex in qa_feedback[:10] for p in ex.predictions],
+                             vocab_size=300)
+    model = MeanPoolScorer.from_pretrained(path)
+    frozen = freeze_lower_layers(model, 1)
+    base = model.base_model
+    assert all(not p.requires_grad for p in base.embed_tokens.parameters())
+    assert all(not p.requires_grad for p in base.layers[0].parameters())
+    assert all(p.requires_grad for p in base.layers[1].parameters())
+    assert all(p.requires_grad for p in model.score.parameters())
+    assert frozen == sum(p.numel() for p in model.parameters() if not p.requires_grad)
+
+
 def test_segment_training_learns_a_separable_signal(tiny_bert_dir, minilm_tokenizer):
     """Segments saying 'wrong' are errors, 'right' are not: the loop must learn that."""
     from transformers import AutoModelForTokenClassification
