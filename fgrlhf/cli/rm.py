@@ -20,6 +20,7 @@ from omegaconf import MISSING
 
 from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
+from fgrlhf.data.rm_pairs import PairsConfig
 from fgrlhf.train.rm import OptimConfig
 from fgrlhf.train.rm_run import run
 from fgrlhf.validate import validate
@@ -37,6 +38,7 @@ class RMSpec:
     max_question_tokens: int = 64
     min_error_words: int = 5  # R1/R2: relevance-family spans shorter than this are dropped
     coverage_threshold: float = 0.8  # R3: word containment needed to match a passage sentence
+    pairs: PairsConfig = field(default_factory=PairsConfig)  # R3/preference: extra, weighted training pairs
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -49,6 +51,7 @@ class RMAppConfig(RuntimeConfig):
     backbone: str = "minilm"  # short name, local path or hub id of a Hugging Face encoder
     feedback_file: str = MISSING
     checkpoint: str | None = None  # train: where to save (default runs/rm/<category>); eval: what to load
+    ensemble: list[str] = field(default_factory=list)  # eval: further checkpoints averaged with checkpoint's
     split_file: str | None = None  # reuse a saved split instead of drawing one
     split: SplitConfig = field(default_factory=SplitConfig)
     eval_split: str = "test"  # eval: test | dev | train | all

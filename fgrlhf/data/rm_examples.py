@@ -50,6 +50,8 @@ class RankingExample:
     answers: list[str]
     pairs: list[tuple[int, int]]  # (better, worse), indices into answers
     scores: list[float] = field(default_factory=list)  # R3: the coverage of each answer
+    weights: list[float] = field(default_factory=list)  # per pair, in the loss (empty: all 1)
+    margins: list[float] = field(default_factory=list)  # per pair, required score gap (empty: all 0)
 
 
 def _overlaps(span: Span, others: Sequence[tuple[int, int]]) -> bool:

@@ -252,11 +252,17 @@ class SegmentClassifierReward(_Loaded):
 
     def score(self, inputs: RewardInputs, spans: Sequence[Sequence[Span]]) -> SegmentScores:
         probs = self.error_probs(inputs.questions(), inputs.texts, spans, inputs.metadata)
-        if self.mode == "label":
-            rows = [[self.negative if is_error(p) else self.positive for p in row] for row in probs]
-        else:
-            rows = [[self.positive + (self.negative - self.positive) * p for p in row] for row in probs]
-        return SegmentScores.from_lists(rows)
+        return SegmentScores.from_lists(error_rewards(probs, self.positive, self.negative, self.mode))
+
+
+def error_rewards(probs: Sequence[Sequence[float]], positive: float, negative: float,
+                  mode: str) -> list[list[float]]:
+    """Segment rewards from P(error): ``label`` gives ``negative`` to a segment judged an
+    error (``is_error``) and ``positive`` otherwise; ``expected`` interpolates,
+    ``positive + (negative − positive) · P(error)``."""
+    if mode == "label":
+        return [[negative if is_error(p) else positive for p in row] for row in probs]
+    return [[positive + (negative - positive) * p for p in row] for row in probs]
 
 
 class SequenceReward(_Loaded):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
+from fgrlhf.data.rm_pairs import LENGTH_MATCH_RATIO, length_matched
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
 from fgrlhf.toolkit.fit import FitConfig, autocast, fit, minibatches
@@ -102,22 +103,36 @@ def segment_metrics(predictions: Sequence[int], labels: Sequence[int]) -> dict[s
     }
 
 
-def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[RankingExample]) -> dict[str, float]:
+def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[RankingExample],
+                     ratio: float = LENGTH_MATCH_RATIO) -> dict[str, float]:
     """Pairwise accuracy of the model (a tie in model score counts half), of the length-only
     baseline "the longer answer wins" (equal length counts half), and of "the answer listed
-    first wins" (QA-Feedback's annotators favour the lower-numbered prediction)."""
-    n = correct = length = first = 0.0
+    first wins" (QA-Feedback's annotators favour the lower-numbered prediction); the same
+    three on the length-matched pairs alone (``length_matched`` at ``ratio``, keys
+    ``matched_*``), where length cannot decide and what a model learned beyond it shows."""
+    # [kind][subset]: kind 0 model, 1 longer-wins, 2 first-wins; subset 0 all, 1 matched
+    hits = [[0.0, 0.0] for _ in range(3)]
+    n = [0, 0]
     for s, ex in zip(scores, examples):
         for w, lo in ex.pairs:
-            n += 1
-            correct += 1.0 if s[w] > s[lo] else 0.5 if s[w] == s[lo] else 0.0
             lw, ll = len(ex.answers[w].split()), len(ex.answers[lo].split())
-            length += 1.0 if lw > ll else 0.5 if lw == ll else 0.0
-            first += 1.0 if w < lo else 0.0
-    if n == 0:
+            outcome = (1.0 if s[w] > s[lo] else 0.5 if s[w] == s[lo] else 0.0,
+                       1.0 if lw > ll else 0.5 if lw == ll else 0.0,
+                       1.0 if w < lo else 0.0)
+            subsets = (0, 1) if length_matched(ex.answers[w], ex.answers[lo], ratio) else (0,)
+            for k in subsets:
+                n[k] += 1
+                for kind in range(3):
+                    hits[kind][k] += outcome[kind]
+    if n[0] == 0:
         return {"n_pairs": 0}
-    return {"n_pairs": int(n), "pairwise_accuracy": correct / n, "length_baseline": length / n,
-            "first_listed_baseline": first / n}
+    out: dict[str, float] = {"n_pairs": n[0], "pairwise_accuracy": hits[0][0] / n[0],
+                             "length_baseline": hits[1][0] / n[0], "first_listed_baseline": hits[2][0] / n[0],
+                             "n_matched_pairs": n[1], "length_match_ratio": ratio}
+    if n[1]:
+        out.update(matched_pairwise_accuracy=hits[0][1] / n[1], matched_length_baseline=hits[1][1] / n[1],
+                   matched_first_listed_baseline=hits[2][1] / n[1])
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -125,15 +140,20 @@ def pairwise_metrics(scores: Sequence[Sequence[float]], examples: Sequence[Ranki
 # ---------------------------------------------------------------------------------------
 def freeze_lower_layers(model, n_layers: int) -> int:
     """Freeze the embeddings and the ``n_layers`` lowest transformer layers of an encoder
-    (BERT, RoBERTa, Longformer, DeBERTa, ... layouts). With a few hundred examples this
-    trains faster and overfits less. Returns the number of frozen parameters."""
+    (BERT, RoBERTa, Longformer, DeBERTa, ... layouts: ``embeddings``, ``encoder.layer``) or
+    of a decoder used as a backbone (Llama, Gemma, ... layouts: ``embed_tokens``,
+    ``layers``). With a few hundred examples this trains faster and overfits less. Returns
+    the number of frozen parameters."""
     if n_layers <= 0:
         return 0
     base = model.base_model
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     embeddings = getattr(base, "embeddings", None)
     if layers is None or embeddings is None:
-        raise ValueError(f"freeze_layers: cannot find embeddings and encoder.layer in {type(base).__name__}")
+        layers, embeddings = getattr(base, "layers", None), getattr(base, "embed_tokens", None)
+    if layers is None or embeddings is None:
+        raise ValueError(f"freeze_layers: cannot find embeddings and encoder.layer (or embed_tokens and layers) "
+                         f"in {type(base).__name__}; set rm.optim.freeze_layers=0")
     if n_layers > len(layers):
         from fgrlhf.errors import ConfigError
 
@@ -252,10 +272,21 @@ def train_ranking_model(model, train: Sequence[Sequence[Window]], train_ex: Sequ
         rewards = score_windows(model, [w for j in indices for w in train[j]], pad_id, device).float()  # [N]
         losses, offset = [], 0
         for j in indices:
-            pairs = torch.tensor(train_ex[j].pairs, device=device)  # [P, 2]: (better, worse)
+            ex = train_ex[j]
+            pairs = torch.tensor(ex.pairs, device=device)  # [P, 2]: (better, worse)
             r = rewards[offset : offset + len(train[j])]
-            # InstructGPT: all comparisons of a prompt form one batch element.
-            losses.append(-F.logsigmoid(r[pairs[:, 0]] - r[pairs[:, 1]]).mean())
+            gap = r[pairs[:, 0]] - r[pairs[:, 1]]  # [P]
+            if ex.margins:
+                gap = gap - torch.tensor(ex.margins, device=device)
+            # InstructGPT: all comparisons of a prompt form one batch element (weighted mean
+            # when the pairs carry weights, fgrlhf.data.rm_pairs).
+            if ex.weights:
+                weights = torch.tensor(ex.weights, device=device)  # [P]
+                # Mean over the pairs, not over the weights: a question whose pairs are all
+                # down-weighted must weigh less (length_balanced_weights balances across questions).
+                losses.append(-(weights * F.logsigmoid(gap)).mean())
+            else:
+                losses.append(-F.logsigmoid(gap).mean())
             offset += len(train[j])
         return torch.stack(losses).mean()
 

@@ -96,6 +96,7 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
+    from fgrlhf.data.rm_pairs import is_plain, training_pairs
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint, split_by_question
     from fgrlhf.logging import MetricsLogger
     from fgrlhf.paths import resolve_pretrained
@@ -117,6 +118,14 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
         split = split_by_question(questions, cfg.split.dev_questions, cfg.split.test_questions, cfg.split.seed,
                                   source=portable_path(cfg.feedback_file))
     train_ex, dev_ex, test_ex = (select(examples, getattr(split, part)) for part in ("train", "dev", "test"))
+    if kind == "sequence" and not is_plain(spec.pairs):
+        # Extra answers, weights and margins for training only: dev and test keep the plain
+        # pairs among the 4 predictions, the figures every model is compared on.
+        from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+
+        segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
+        train_ex = training_pairs(train_ex, data, spec.category, spec.pairs, segmenter,
+                                  spec.coverage_threshold)
 
     backbone = model_source(resolve_pretrained(cfg.backbone), "backbone")
     with loading(backbone, "backbone"):
@@ -141,8 +150,8 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
         result = T.train_segment_model(model, tr, dv, pad_id, spec.optim, device, logger)
         train_seconds = time.time() - t0
         _, _, probs = T.predict_segments(model, tr, pad_id, device)
-        preds, golds, _ = T.predict_segments(model, te, pad_id, device)
-        test = T.segment_metrics(preds, golds)
+        preds, golds, test_probs = T.predict_segments(model, te, pad_id, device)
+        test = {**T.segment_metrics(preds, golds), **calibration_report(test_probs, golds, spec.category)}
         stats = torch.tensor(probs, dtype=torch.float64)
         label_scheme = {"0": "no-error", "1": "error"}
     else:
@@ -164,7 +173,8 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
         score_std=float(stats.std()) if stats.numel() > 1 and float(stats.std()) > 0 else 1.0,
         extra={"best_dev_accuracy": result["best_dev_accuracy"], "best_step": result["best_step"],
                "train_seconds": round(train_seconds, 1), "test": test, "optim": plain_config(spec.optim),
-               "min_error_words": spec.min_error_words, "coverage_threshold": spec.coverage_threshold},
+               "min_error_words": spec.min_error_words, "coverage_threshold": spec.coverage_threshold,
+               "pairs": plain_config(spec.pairs)},
     )
     logger.log({f"test/{k}": v for k, v in test.items()}, result["best_step"] + 1)
     logger.close()
@@ -176,21 +186,36 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
             "train_seconds": round(train_seconds, 1), "best_dev_accuracy": result["best_dev_accuracy"], **test}
 
 
+def calibration_report(probs, golds, category: str) -> dict[str, Any]:
+    """ECE, Brier score and reliability bins of a segment model's P(error) on the evaluated
+    segments, and its reliability diagram as ``reliability.png`` in the run folder."""
+    from fgrlhf.eval.calibration import calibration_metrics, plot_reliability, reliability_bins
+
+    m = calibration_metrics(probs, golds)
+    png = plot_reliability({f"{category}, ECE {m['ece']:.3f}": reliability_bins(probs, golds)},
+                           run_dir() / "reliability.png", title=f"{category}: reliability of P(error)")
+    return {**m, "reliability_png": str(png)}
+
+
 def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, Any]:
     """The metrics of the model saved in ``checkpoint`` on ``cfg.eval_split`` of the
-    examples (a part of the split it was trained with, or ``all``)."""
+    examples (a part of the split it was trained with, or ``all``). With ``cfg.ensemble``,
+    of the mean of its and those checkpoints' P(error) (segment models) or standardised
+    scores (sequence models), as ``fgrlhf.reward.ensemble`` scores."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint
     from fgrlhf.reward.encoding import SeparatorEncoder
+    from fgrlhf.reward.ensemble import mean_rows
     from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata
     from fgrlhf.toolkit.load import loading
     from fgrlhf.train import rm as T
 
-    meta = RMMetadata.load(checkpoint)
-    if meta.category != cfg.rm.category:
-        raise ConfigError(f"checkpoint={checkpoint} is a {meta.category} model, but rm={cfg.rm.category} was "
-                          "asked for")
+    paths = [checkpoint, *(Path(p) for p in cfg.ensemble)]
+    metas = [RMMetadata.load(p) for p in paths]
+    for path, meta in zip(paths, metas):
+        if meta.category != cfg.rm.category:
+            raise ConfigError(f"checkpoint={path} is a {meta.category} model, but rm={cfg.rm.category} was asked for")
     part = cfg.eval_split
     split_path = checkpoint / "split.json"
     if part != "all":
@@ -199,20 +224,30 @@ def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, An
             raise ConfigError(f"eval_split={part} needs the split the checkpoint was trained with, and "
                               f"{cfg.feedback_file} is not the file it was drawn from; use eval_split=all")
         examples = select(examples, getattr(split, part))
-    with loading(checkpoint, "reward-model checkpoint"):
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-        is_segment = RM_CATEGORIES[meta.category][0] == "segment"
-        model = (AutoModelForTokenClassification if is_segment else MeanPoolScorer).from_pretrained(checkpoint)
-    model = model.to(device)
-    encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
-    pad_id = tokenizer.pad_token_id or 0
+    is_segment = RM_CATEGORIES[cfg.rm.category][0] == "segment"
+    outputs, golds = [], []
+    for path, meta in zip(paths, metas):
+        with loading(path, "reward-model checkpoint"):
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = (AutoModelForTokenClassification if is_segment else MeanPoolScorer).from_pretrained(path)
+        model = model.to(device)
+        encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
+        pad_id = tokenizer.pad_token_id or 0
+        if is_segment:
+            windows = T.segment_windows(encoder, examples, meta.use_passages)
+            _, golds, probs = T.predict_segments(model, windows, pad_id, device)
+            outputs.append([probs])  # [1][segments]: one row, for mean_rows
+        else:
+            norm = meta.score_normalizer()
+            scores = T.predict_rankings(model, T.ranking_inputs(encoder, examples, meta.use_passages), pad_id, device)
+            # A lone model keeps its raw scores; members are standardised before averaging.
+            outputs.append(scores if len(paths) == 1 else [[norm.standardize(x) for x in row] for row in scores])
     if is_segment:
-        windows = T.segment_windows(encoder, examples, meta.use_passages)
-        preds, golds, _ = T.predict_segments(model, windows, pad_id, device)
-        metrics = T.segment_metrics(preds, golds)
+        probs = mean_rows(outputs)[0]
+        metrics = {**T.segment_metrics([int(p > 0.5) for p in probs], golds),
+                   **calibration_report(probs, golds, cfg.rm.category)}
     else:
-        inputs = T.ranking_inputs(encoder, examples, meta.use_passages)
-        metrics = T.pairwise_metrics(T.predict_rankings(model, inputs, pad_id, device), examples)
-    return {"rm": meta.category, "split": part, "file": str(cfg.feedback_file), "checkpoint": str(checkpoint),
-            **metrics}
-
+        metrics = T.pairwise_metrics(mean_rows(outputs), examples)
+    members = {"ensemble": [str(p) for p in paths]} if len(paths) > 1 else {}
+    return {"rm": cfg.rm.category, "split": part, "file": str(cfg.feedback_file), "checkpoint": str(checkpoint),
+            **members, **metrics}

@@ -83,3 +83,27 @@ def test_learned_rewards_plug_into_the_aggregator(tmp_path, tiny_bert_dir, small
         SegmentClassifierReward(r3)
     with pytest.raises(FileNotFoundError, match="not an fgrlhf reward-model checkpoint"):
         SequenceReward(tmp_path)
+
+
+def test_ranking_pairs_calibration_and_ensemble_eval(tmp_path, tiny_bert_dir, small_feedback_file):
+    common = [f"backbone={tiny_bert_dir}", f"feedback_file={small_feedback_file}"]
+    # R3 trained on extra, weighted pairs reports the length-matched figures and records its pairs.
+    r3 = tmp_path / "r3"
+    summary, _ = _rm(tmp_path, "rm=completeness", f"checkpoint={r3}", "rm.max_length=256", *common,
+                     "rm.pairs.reference_answers=true", "rm.pairs.balance_length=true", "rm.pairs.matched_weight=2",
+                     "rm.pairs.coverage_margin=1")
+    assert {"n_matched_pairs", "matched_pairwise_accuracy", "matched_length_baseline",
+            "matched_first_listed_baseline"} <= set(summary)
+    assert RMMetadata.load(r3).extra["pairs"] == {"reference_answers": True, "balance_length": True,
+                                                 "matched_weight": 2.0, "coverage_margin": 1.0}
+    # A segment model's summary carries its calibration and draws its reliability diagram.
+    r1a, r1b = tmp_path / "r1a", tmp_path / "r1b"
+    s, _ = _rm(tmp_path, "rm=relevance", f"checkpoint={r1a}", *common)
+    _rm(tmp_path, "rm=relevance", f"checkpoint={r1b}", "rm.optim.seed=1", *common)
+    assert 0.0 <= s["ece"] <= 1.0 and sum(s["reliability"]["count"]) == s["n_segments"]
+    assert (tmp_path / "hydra" / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    # Two seeds evaluated as one ensemble on the same test questions.
+    ev, _ = _rm(tmp_path, "mode=eval", "rm=relevance", f"checkpoint={r1a}", f"ensemble=[{r1b}]",
+                f"feedback_file={small_feedback_file}")
+    assert ev["ensemble"] == [str(r1a), str(r1b)] and ev["n_segments"] == s["n_segments"]
+    assert "ece" in ev

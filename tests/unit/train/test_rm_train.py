@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fgrlhf.data.rm_examples import IGNORE, RankingExample
+from fgrlhf.data.rm_pairs import length_matched
 from fgrlhf.reward.encoding import SeparatorEncoder
 from fgrlhf.train.rm import (
     LabelledWindow,
@@ -43,6 +44,29 @@ def test_pairwise_metrics_by_hand():
     assert m["n_pairs"] == 4
     # first listed wins: (0,1) yes, (1,2) yes, (2,3) yes, (3,0) no → 3 / 4
     assert m["first_listed_baseline"] == pytest.approx(3 / 4)
+    # length-matched (longer ≤ 1.2 × shorter): only (2, 3), 2 words each → tie, tie, first wins
+    assert m["n_matched_pairs"] == 1
+    assert m["matched_pairwise_accuracy"] == pytest.approx(0.5)
+    assert m["matched_length_baseline"] == pytest.approx(0.5)
+    assert m["matched_first_listed_baseline"] == pytest.approx(1.0)
+
+
+def test_length_matched_pairs_at_a_ratio():
+    assert length_matched("a b c d e", "a b c d e f")  # 6 ≤ 1.2 × 5
+    assert not length_matched("a b c d e", "a b c d e f g")  # 7 > 6
+    assert length_matched("", "")
+    assert not length_matched("", "a")
+    assert length_matched("a b", "a b c", ratio=1.5)
+    ex = RankingExample(0, "q", [], ["w " * 10, "w " * 11, "w " * 20], pairs=[(1, 0), (0, 1), (2, 0)])
+    m = pairwise_metrics([[1.0, 2.0, 3.0]], [ex])
+    # matched: (1, 0) and (0, 1) (10 vs 11 words); model right on (1, 0) only; longer wins (1, 0)
+    assert m["n_matched_pairs"] == 2
+    assert m["matched_pairwise_accuracy"] == pytest.approx(0.5)
+    assert m["matched_length_baseline"] == pytest.approx(0.5)
+    assert m["matched_first_listed_baseline"] == pytest.approx(0.5)
+    assert m["pairwise_accuracy"] == pytest.approx(2 / 3)
+    none = pairwise_metrics([[1.0, 2.0, 3.0]], [RankingExample(0, "q", [], ex.answers, pairs=[(2, 0)])])
+    assert none["n_matched_pairs"] == 0 and "matched_pairwise_accuracy" not in none
 
 
 def test_freeze_lower_layers(tiny_bert_dir):
@@ -59,6 +83,23 @@ def test_freeze_lower_layers(tiny_bert_dir):
     assert frozen == sum(p.numel() for p in model.parameters() if not p.requires_grad)
     with pytest.raises(ValueError, match="has 2 layers"):
         freeze_lower_layers(model, 3)
+
+
+def test_freeze_lower_layers_of_a_decoder_backbone(tmp_path, qa_feedback):
+    """A decoder (Gemma 3 layout) under the scalar head: embed_tokens and layers[:n] freeze."""
+    from fgrlhf.policy.gemma import build_tiny_gemma3
+    from fgrlhf.reward.learned import MeanPoolScorer
+
+    path = build_tiny_gemma3(tmp_path / "gemma", [p for ex in qa_feedback[:10] for p in ex.predictions],
+                             vocab_size=300)
+    model = MeanPoolScorer.from_pretrained(path)
+    frozen = freeze_lower_layers(model, 1)
+    base = model.base_model
+    assert all(not p.requires_grad for p in base.embed_tokens.parameters())
+    assert all(not p.requires_grad for p in base.layers[0].parameters())
+    assert all(p.requires_grad for p in base.layers[1].parameters())
+    assert all(p.requires_grad for p in model.score.parameters())
+    assert frozen == sum(p.numel() for p in model.parameters() if not p.requires_grad)
 
 
 def test_segment_training_learns_a_separable_signal(tiny_bert_dir, minilm_tokenizer):
