@@ -30,7 +30,8 @@ from fgrlhf.validate import validate
 class RMSpec:
     RULES: ClassVar[dict[str, str]] = {"category": "in relevance factuality completeness preference",
                                        "max_length": "> 0", "max_question_tokens": ">= 0", "min_error_words": ">= 0",
-                                       "coverage_threshold": "[0, 1]"}
+                                       "coverage_threshold": "[0, 1]", "gold_grounding": "[0, 1]",
+                                       "evidence": "in passages bm25 minilm hybrid", "evidence_k": "> 0"}
 
     category: str = MISSING  # relevance | factuality | completeness | preference
     use_passages: bool = False
@@ -39,6 +40,16 @@ class RMSpec:
     min_error_words: int = 5  # R1/R2: relevance-family spans shorter than this are dropped
     coverage_threshold: float = 0.8  # R3: word containment needed to match a passage sentence
     pairs: PairsConfig = field(default_factory=PairsConfig)  # R3/preference: extra, weighted training pairs
+    # R1/R2 training only: further answers labelled without annotation (corrected, gold);
+    # see fgrlhf.data.rm_examples.no_error_examples.
+    extra_answers: list[str] = field(default_factory=list)
+    gold_grounding: float = 0.8  # R2: share of a gold sentence's words the passages must hold
+    # Segment models with use_passages: the evidence each segment is read with: passages (the
+    # whole answer with as many passage sentences as fit) or, per segment in its own window,
+    # the evidence_k best passage sentences of a retriever (bm25 | minilm | hybrid).
+    evidence: str = "passages"
+    evidence_k: int = 3
+    evidence_from_labels: bool = False  # training: also read the evidence the annotation names
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -65,6 +76,13 @@ def config_problems(cfg: RMAppConfig) -> list[str]:
     if cfg.rm.max_question_tokens >= cfg.rm.max_length:
         found.append(f"rm.max_question_tokens={cfg.rm.max_question_tokens}: must be below "
                      f"rm.max_length={cfg.rm.max_length} (the answer needs room)")
+    bad = [a for a in cfg.rm.extra_answers if a not in ("corrected", "gold")]
+    if bad:
+        found.append(f"rm.extra_answers: {bad[0]!r} is not one of corrected, gold")
+    if cfg.rm.extra_answers and cfg.rm.category not in ("relevance", "factuality"):
+        found.append(f"rm.extra_answers: only relevance and factuality models use them, not {cfg.rm.category}")
+    if cfg.rm.evidence != "passages" and not cfg.rm.use_passages:
+        found.append(f"rm.evidence={cfg.rm.evidence}: needs rm.use_passages=true")
     if cfg.sentence_splitter not in ("sentencizer", "punkt") and not cfg.sentence_splitter.startswith("spacy:"):
         found.append(f"sentence_splitter={cfg.sentence_splitter!r}: one of sentencizer, punkt, spacy:NAME")
     return found

@@ -11,12 +11,18 @@
   information coverage (``coverage`` below); ties give no pair.
 - Holistic preference, sequence level, pairwise: the 6 human judgements, ties skipped.
 
-Only ``prediction 1`` carries fine-grained feedback, so R1/R2 see one answer per question.
+Only ``prediction 1`` carries fine-grained feedback. R1/R2 can also learn from two answers
+whose labels are known without annotation (``no_error_examples``; training only, never
+evaluated): the human-corrected answer (its segments carry no error by construction; those
+already in prediction 1 verbatim are read but not labelled again) and the gold answer (no
+relevance error; for factuality only its sentences grounded in the passages, since ASQA's
+gold answers also draw on Wikipedia text outside them).
 Segments are computed on the original prediction text, where the annotation offsets live.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +32,8 @@ from fgrlhf.segment.words import containment, word_bag
 
 IGNORE = -100  # label of a segment left out of training and evaluation
 ERROR, NO_ERROR = 1, 0
+PREDICTION, CORRECTED, GOLD = "prediction 1", "corrected", "gold"  # where an answer comes from
+EXTRA_ANSWERS = (CORRECTED, GOLD)
 
 
 @dataclass
@@ -38,6 +46,10 @@ class SegmentLabelExample:
     answer: str
     spans: list[Span]
     labels: list[int]  # ERROR, NO_ERROR or IGNORE, one per span
+    source: str = PREDICTION  # PREDICTION, CORRECTED or GOLD
+    # Per span, indices into ``passage_evidence(passages)`` of the sentences its annotation
+    # names as evidence (Wrong-Grounding explanations); empty when none are named.
+    evidence_ids: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,17 +101,86 @@ def relevance_examples(data: Sequence[FeedbackExample], segmenter: MultiGranular
 
 def factuality_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter,
                         min_error_words: int = 5) -> list[SegmentLabelExample]:
+    """R2 labels, and for each sentence the passage sentences that the explanations of the
+    ``Wrong-Grounding`` spans it overlaps name as evidence."""
     def labels(ex: FeedbackExample, text: str, spans: list[Span]) -> list[int]:
         fact = [(e.start, e.end) for e in ex.feedback.errors if e.family == "factuality"]
         rel = _relevance_spans(ex, text, min_error_words)
         return [ERROR if _overlaps(sp, fact) else IGNORE if _overlaps(sp, rel) else NO_ERROR for sp in spans]
 
-    return _segment_label_examples(data, segmenter, Granularity.SENTENCE, labels)
+    out = _segment_label_examples(data, segmenter, Granularity.SENTENCE, labels)
+    by_index = {ex.index: ex for ex in data}
+    for r in out:
+        ex = by_index[r.qid]
+        flat = {sid: i for i, sid in enumerate(passage_sentences(ex.passages))}
+        r.evidence_ids = [sorted({flat[g] for e in ex.feedback.errors if e.error_type == "Wrong-Grounding"
+                                  and _overlaps(sp, [(e.start, e.end)])
+                                  for g in grounding_evidence(e.explanation) if g in flat}) for sp in r.spans]
+    return out
+
+
+def no_error_examples(data: Sequence[FeedbackExample], segmenter: MultiGranularitySegmenter, category: str,
+                      answers: Sequence[str], gold_grounding: float = 0.8) -> list[SegmentLabelExample]:
+    """Training examples whose labels need no annotation, for R1 (``category="relevance"``,
+    sub-sentences) or R2 (``"factuality"``, sentences); ``answers`` names which of
+    ``EXTRA_ANSWERS`` to use.
+
+    - ``corrected``: the human-corrected answer; every segment ``NO_ERROR``, except segments
+      that occur verbatim among prediction 1's segments (already labelled there): ``IGNORE``.
+    - ``gold``: the human-written gold answer. Relevance: every segment ``NO_ERROR``.
+      Factuality: a sentence is ``NO_ERROR`` if at least ``gold_grounding`` of its words
+      (lower-cased multiset) occur in the question's passages, else ``IGNORE`` (it may rest
+      on text the passages do not hold, which R2 would have to call unverifiable).
+    """
+    unknown = [a for a in answers if a not in EXTRA_ANSWERS]
+    if unknown:
+        raise ValueError(f"extra answer {unknown[0]!r}: one of {', '.join(EXTRA_ANSWERS)}")
+    granularity = {"relevance": Granularity.SUBSENTENCE, "factuality": Granularity.SENTENCE}[category]
+    out = []
+    for source in answers:
+        texts = [ex.feedback.corrected if source == CORRECTED else ex.gold for ex in data]
+        segmented = segmenter(texts, [granularity])[granularity]
+        if source == CORRECTED:
+            p1 = segmenter([ex.predictions[0] for ex in data], [granularity])[granularity]
+        for n, (ex, text, spans) in enumerate(zip(data, texts, segmented)):
+            if source == CORRECTED:
+                seen = {ex.predictions[0][s:e] for s, e in p1[n]}
+                labels = [IGNORE if text[s:e] in seen else NO_ERROR for s, e in spans]
+            elif category == "factuality":
+                union = sum((word_bag(x) for x in passage_sentences(ex.passages).values()), Counter())
+                labels = [NO_ERROR if containment(word_bag(text[s:e]), union) >= gold_grounding else IGNORE
+                          for s, e in spans]
+            else:
+                labels = [NO_ERROR] * len(spans)
+            if any(lab != IGNORE for lab in labels):
+                out.append(SegmentLabelExample(ex.index, ex.question, ex.passages, text, spans, labels, source,
+                                               [[] for _ in spans]))
+    return out
 
 
 def _relevance_spans(ex: FeedbackExample, text: str, min_error_words: int) -> list[tuple[int, int]]:
     return [(e.start, e.end) for e in ex.feedback.errors
             if e.family == "relevance" and len(text[e.start:e.end].split()) >= min_error_words]
+
+
+def grounding_evidence(explanation: str) -> list[tuple[int, int]]:
+    """The (passage id, sentence id) pairs a ``Wrong-Grounding`` explanation names, both
+    1-based: QA-Feedback writes them as ``{"passage_id": 2, "sentence_id": [4]}``. Free-text
+    explanations, and sentence id 0 (the passage title), give none."""
+    import json
+
+    try:
+        data = json.loads(explanation)
+    except (json.JSONDecodeError, TypeError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    pid, sids = data.get("passage_id"), data.get("sentence_id")
+    if isinstance(sids, int):
+        sids = [sids]
+    if not isinstance(pid, int) or not isinstance(sids, list):
+        return []
+    return [(pid, s) for s in sids if isinstance(s, int) and s > 0]
 
 
 def preference_examples(data: Sequence[FeedbackExample]) -> list[RankingExample]:

@@ -124,6 +124,18 @@ class SeparatorEncoder:
             out.append(Window(ids, seps, list(members)))
         return out
 
+    def encode_each(self, question: str, answer: str, spans: Sequence[Span],
+                    evidence: Sequence[Sequence[str]]) -> list[Window]:
+        """One window per segment of ``answer``: the question, that segment's own
+        ``evidence[i]`` and the segment alone, so each segment is judged against its evidence."""
+        if len(evidence) != len(spans):
+            raise ValueError(f"{len(spans)} segments but evidence for {len(evidence)}")
+        out = []
+        for i, (span, ev) in enumerate(zip(spans, evidence)):
+            for w in self.encode(question, answer, [span], ev):
+                out.append(Window(w.input_ids, w.sep_positions, [i]))
+        return out
+
     def _fit_evidence(self, segments: list[str], evidence: list[str], ev_ids: list[list[int]],
                       room: int) -> list[int]:
         if not evidence or room <= len(self._c_prefix):

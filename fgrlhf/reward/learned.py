@@ -25,6 +25,7 @@ from fgrlhf.errors import CheckpointError
 from fgrlhf.reward.base import RewardInputs, SegmentScores
 from fgrlhf.reward.categories import is_error
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
+from fgrlhf.reward.evidence import Retriever, segment_inputs
 from fgrlhf.reward.normalize import FixedNormalizer
 from fgrlhf.segment.base import Granularity, Span
 
@@ -47,6 +48,8 @@ class RMMetadata:
     use_passages: bool
     max_length: int
     max_question_tokens: int = 64
+    evidence: str = "passages"  # segment models: passages | bm25 | minilm | hybrid (fgrlhf.reward.evidence)
+    evidence_k: int = 3  # passage sentences per segment with a retriever
     score_mean: float = 0.0  # raw score statistics on the training set
     score_std: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -176,13 +179,19 @@ def window_logits(model, windows: Sequence[Window], pad_id: int, device: torch.d
     return out  # type: ignore[return-value]
 
 
-def _evidence(meta: RMMetadata, record: dict[str, Any]) -> list[str]:
+def _passages(meta: RMMetadata, record: dict[str, Any]) -> list[list[str]] | None:
+    """The example's passages if the model reads them (None if it does not)."""
     if not meta.use_passages:
-        return []
+        return None
     passages = record.get("passages")
     if passages is None:
         raise KeyError(f"reward model '{meta.category}' reads passages, but the example's metadata has none")
-    return passage_evidence(passages)
+    return passages
+
+
+def _evidence(meta: RMMetadata, record: dict[str, Any]) -> list[str]:
+    passages = _passages(meta, record)
+    return [] if passages is None else passage_evidence(passages)
 
 
 class _Loaded:
@@ -227,6 +236,9 @@ class SegmentClassifierReward(_Loaded):
         if mode not in ("label", "expected"):
             raise ValueError(f"mode must be 'label' or 'expected', not {mode!r}")
         self.positive, self.negative, self.mode = positive, negative, mode
+        # The same evidence as in training: fgrlhf.reward.evidence.segment_inputs.
+        self.retriever = (Retriever(self.meta.evidence) if self.meta.use_passages
+                          and self.meta.evidence != "passages" else None)
 
     @torch.no_grad()
     def error_probs(self, questions: Sequence[str], texts: Sequence[str], spans: Sequence[Sequence[Span]],
@@ -236,7 +248,8 @@ class SegmentClassifierReward(_Loaded):
         for b, (q, text, row) in enumerate(zip(questions, texts, spans)):
             if not row:
                 continue
-            for w in self.encoder.encode(q, text, row, _evidence(self.meta, metadata[b])):
+            for w in segment_inputs(self.encoder, q, text, row, _passages(self.meta, metadata[b]),
+                                    self.meta.evidence, self.meta.evidence_k, self.retriever):
                 windows.append(w)
                 owner.append(b)
         probs: list[list[float]] = [[0.0] * len(row) for row in spans]

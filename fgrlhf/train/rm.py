@@ -22,6 +22,7 @@ from tqdm import tqdm
 from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
 from fgrlhf.data.rm_pairs import LENGTH_MATCH_RATIO, length_matched
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
+from fgrlhf.reward.evidence import Retriever, segment_inputs
 from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
 from fgrlhf.toolkit.fit import FitConfig, autocast, fit, minibatches
 from fgrlhf.toolkit.optim import build_adamw, make_scheduler
@@ -56,12 +57,38 @@ class LabelledWindow:
     labels: list[int]  # one per separator
 
 
+@dataclass
+class EvidenceReader:
+    """What a segment model reads besides question and answer: nothing (``use_passages``
+    false), the packed passages, or per segment a retriever's ``k`` best passage sentences
+    (``fgrlhf.reward.evidence``)."""
+
+    use_passages: bool
+    evidence: str = "passages"
+    k: int = 3
+    retriever: Retriever | None = None
+
+
+def evidence_reader(use_passages: bool, evidence: str = "passages", k: int = 3) -> EvidenceReader:
+    """An ``EvidenceReader`` with its retriever built (none for ``passages``)."""
+    retriever = Retriever(evidence) if use_passages and evidence != "passages" else None
+    return EvidenceReader(use_passages, evidence, k, retriever)
+
+
 def segment_windows(encoder: SeparatorEncoder, examples: Sequence[SegmentLabelExample],
-                    use_passages: bool) -> list[LabelledWindow]:
+                    read: EvidenceReader | bool, from_labels: bool = False) -> list[LabelledWindow]:
+    """The labelled windows of ``examples``; ``read``: an ``EvidenceReader`` or, for the
+    packed passages, ``use_passages``. ``from_labels``: each segment also reads the evidence
+    its annotation names (retriever modes only)."""
+    if isinstance(read, bool):
+        read = EvidenceReader(read)
     out = []
     for ex in examples:
-        evidence = passage_evidence(ex.passages) if use_passages else []
-        for w in encoder.encode(ex.question, ex.answer, ex.spans, evidence):
+        extra = ex.evidence_ids if from_labels and ex.evidence_ids else None
+        windows = segment_inputs(encoder, ex.question, ex.answer, ex.spans,
+                                 ex.passages if read.use_passages else None, read.evidence, read.k,
+                                 read.retriever, extra)
+        for w in windows:
             out.append(LabelledWindow(w, [ex.labels[i] for i in w.segment_ids]))
     return out
 

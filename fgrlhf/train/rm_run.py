@@ -62,7 +62,17 @@ def run(cfg) -> dict[str, Any]:
         examples = build_examples(spec.category, data, segmenter, spec)
         if cfg.mode == "eval":
             return evaluate(cfg, checkpoint, examples, questions, device)
-        return train(cfg, checkpoint, examples, data, device)
+        extra = extra_examples(spec, data, segmenter)
+        return train(cfg, checkpoint, examples, data, device, extra)
+
+
+def extra_examples(spec, data, segmenter):
+    """R1/R2's training-only examples (``spec.extra_answers``); none for other models."""
+    from fgrlhf.data.rm_examples import no_error_examples
+
+    if not spec.extra_answers or spec.category not in ("relevance", "factuality"):
+        return []
+    return no_error_examples(data, segmenter, spec.category, list(spec.extra_answers), spec.gold_grounding)
 
 
 def claim_outputs(cfg, checkpoint: Path):
@@ -90,9 +100,10 @@ def claim_outputs(cfg, checkpoint: Path):
     return RunLock(run_dir(), "fgrlhf-rm")
 
 
-def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
-    """Train on the split's train questions, keep the best dev state, save it to
-    ``checkpoint`` and return the test metrics."""
+def train(cfg, checkpoint: Path, examples, data, device, extra=()) -> dict[str, Any]:
+    """Train on the split's train questions (``examples`` and the training-only ``extra``),
+    keep the best dev state, save it to ``checkpoint`` and return the test metrics (dev and
+    test hold only ``examples``)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -126,6 +137,7 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
         segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
         train_ex = training_pairs(train_ex, data, spec.category, spec.pairs, segmenter,
                                   spec.coverage_threshold)
+    train_ex += select(list(extra), split.train)
 
     backbone = model_source(resolve_pretrained(cfg.backbone), "backbone")
     with loading(backbone, "backbone"):
@@ -146,7 +158,9 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
             model = AutoModelForTokenClassification.from_pretrained(
                 backbone, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1}
             ).to(device)
-        tr, dv, te = (T.segment_windows(encoder, x, spec.use_passages) for x in (train_ex, dev_ex, test_ex))
+        read = T.evidence_reader(spec.use_passages, spec.evidence, spec.evidence_k)
+        tr = T.segment_windows(encoder, train_ex, read, spec.evidence_from_labels)
+        dv, te = (T.segment_windows(encoder, x, read) for x in (dev_ex, test_ex))
         result = T.train_segment_model(model, tr, dv, pad_id, spec.optim, device, logger)
         train_seconds = time.time() - t0
         _, _, probs = T.predict_segments(model, tr, pad_id, device)
@@ -169,12 +183,14 @@ def train(cfg, checkpoint: Path, examples, data, device) -> dict[str, Any]:
     meta = RMMetadata(
         category=spec.category, kind=kind, granularity=granularity, backbone=cfg.backbone,
         label_scheme=label_scheme, use_passages=spec.use_passages, max_length=encoder.max_length,
+        evidence=spec.evidence, evidence_k=spec.evidence_k,
         max_question_tokens=spec.max_question_tokens, score_mean=float(stats.mean()),
         score_std=float(stats.std()) if stats.numel() > 1 and float(stats.std()) > 0 else 1.0,
         extra={"best_dev_accuracy": result["best_dev_accuracy"], "best_step": result["best_step"],
                "train_seconds": round(train_seconds, 1), "test": test, "optim": plain_config(spec.optim),
                "min_error_words": spec.min_error_words, "coverage_threshold": spec.coverage_threshold,
-               "pairs": plain_config(spec.pairs)},
+               "pairs": plain_config(spec.pairs), "extra_answers": list(spec.extra_answers),
+               "gold_grounding": spec.gold_grounding, "evidence_from_labels": spec.evidence_from_labels},
     )
     logger.log({f"test/{k}": v for k, v in test.items()}, result["best_step"] + 1)
     logger.close()
@@ -234,7 +250,8 @@ def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, An
         encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
         pad_id = tokenizer.pad_token_id or 0
         if is_segment:
-            windows = T.segment_windows(encoder, examples, meta.use_passages)
+            windows = T.segment_windows(encoder, examples, T.evidence_reader(meta.use_passages, meta.evidence,
+                                                                             meta.evidence_k))
             _, golds, probs = T.predict_segments(model, windows, pad_id, device)
             outputs.append([probs])  # [1][segments]: one row, for mean_rows
         else:

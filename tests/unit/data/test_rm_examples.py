@@ -6,11 +6,15 @@ import pytest
 
 from fgrlhf.data.qa_feedback import ErrorSpan, Feedback, FeedbackExample, MissingInfo
 from fgrlhf.data.rm_examples import (
+    CORRECTED,
     ERROR,
+    GOLD,
     IGNORE,
     NO_ERROR,
     completeness_examples,
     factuality_examples,
+    grounding_evidence,
+    no_error_examples,
     preference_examples,
     relevance_examples,
 )
@@ -112,3 +116,44 @@ def test_split_is_by_question_seeded_and_disjoint():
     assert not (set(a.train) & set(a.test)) and not (set(a.dev) & set(a.test))
     with pytest.raises(ValueError):
         split_by_question(qs, dev=50, test=50)
+
+
+def test_grounding_evidence_reads_the_ids_the_explanation_names():
+    assert grounding_evidence('{"passage_id":2,"sentence_id":[4]}') == [(2, 4)]
+    assert grounding_evidence('{"passage_id": 1, "sentence_id": [0, 3, 5]}') == [(1, 3), (1, 5)]  # 0: the title
+    assert grounding_evidence('{"passage_id": 3, "sentence_id": 2}') == [(3, 2)]
+    assert grounding_evidence("") == []
+    assert grounding_evidence("the date is wrong") == []
+    assert grounding_evidence("[1, 2]") == []
+
+
+def test_factuality_examples_carry_the_named_evidence(segmenter):
+    passages = [["T", "The sky is blue.", "Grass is green."], ["U", "Snow is white.", "Coal is black."]]
+    text = "The sky is green today. Snow is white."
+    ex = _example(text, passages=passages,
+                  errors=[ErrorSpan("Wrong-Grounding", 11, 16, '{"passage_id": 1, "sentence_id": [1]}')])
+    (r2,) = factuality_examples([ex], segmenter)
+    assert r2.labels == [ERROR, NO_ERROR]
+    # Passage sentences in order: sky 0, grass 1, snow 2, coal 3; (1, 1) is the sky.
+    assert r2.evidence_ids == [[0], []]
+
+
+def test_no_error_examples_corrected_and_gold(segmenter):
+    passages = [["T", "The sky is blue.", "Grass is green."]]
+    pred1 = "The sky is green. Grass is green."
+    corrected = "The sky is blue. Grass is green."
+    ex = _example(pred1, corrected=corrected, passages=passages)
+    ex.gold = "The sky is blue. Dragons breathe fire over the mountains."
+    (c,) = no_error_examples([ex], segmenter, "factuality", ["corrected"])
+    assert c.source == CORRECTED and c.answer == corrected
+    # "Grass is green." is in prediction 1 verbatim: read, not labelled again.
+    assert c.labels == [NO_ERROR, IGNORE]
+    (g,) = no_error_examples([ex], segmenter, "factuality", ["gold"])
+    # The second gold sentence has none of its 6 words in the passages: not certain for R2.
+    assert g.source == GOLD and g.labels == [NO_ERROR, IGNORE]
+    (g,) = no_error_examples([ex], segmenter, "factuality", ["gold"], gold_grounding=0.0)
+    assert g.labels == [NO_ERROR, NO_ERROR]
+    (g,) = no_error_examples([ex], segmenter, "relevance", ["gold"])
+    assert set(g.labels) == {NO_ERROR}
+    with pytest.raises(ValueError, match="'silver'"):
+        no_error_examples([ex], segmenter, "relevance", ["silver"])
