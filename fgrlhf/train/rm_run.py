@@ -63,7 +63,7 @@ def run(cfg) -> dict[str, Any]:
         if cfg.mode == "eval":
             return evaluate(cfg, checkpoint, examples, questions, device)
         extra = extra_examples(spec, data, segmenter)
-        return train(cfg, checkpoint, examples, data, device, extra)
+        return train(cfg, checkpoint, examples, data, device, extra, segmenter)
 
 
 def extra_examples(spec, data, segmenter):
@@ -100,7 +100,7 @@ def claim_outputs(cfg, checkpoint: Path):
     return RunLock(run_dir(), "fgrlhf-rm")
 
 
-def train(cfg, checkpoint: Path, examples, data, device, extra=()) -> dict[str, Any]:
+def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=None) -> dict[str, Any]:
     """Train on the split's train questions (``examples`` and the training-only ``extra``),
     keep the best dev state, save it to ``checkpoint`` and return the test metrics (dev and
     test hold only ``examples``)."""
@@ -132,9 +132,10 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=()) -> dict[str, 
     if kind == "sequence" and not is_plain(spec.pairs):
         # Extra answers, weights and margins for training only: dev and test keep the plain
         # pairs among the 4 predictions, the figures every model is compared on.
-        from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
+        if segmenter is None:
+            from fgrlhf.segment import MultiGranularitySegmenter, make_sentence_segmenter
 
-        segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
+            segmenter = MultiGranularitySegmenter(make_sentence_segmenter(cfg.sentence_splitter))
         train_ex = training_pairs(train_ex, data, spec.category, spec.pairs, segmenter,
                                   spec.coverage_threshold)
     train_ex += select(list(extra), split.train)
