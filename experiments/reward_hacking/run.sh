@@ -50,4 +50,8 @@ run words "${words[@]}"
 run words_per_category "${words[@]}" ppo.critic=per_category
 # The mean shaping with completeness (R3) paid three times as much, to hold the content.
 run shaped_r3 "${shaping[@]}" reward.weights.completeness=3.0
+# The words shaping, with the drift it leaves (answers merged into fewer, longer sentences)
+# held back: by completeness (R3) paid three times as much, or by twice the KL penalty.
+run words_r3 "${words[@]}" reward.weights.completeness=3.0
+run words_kl "${words[@]}" ppo.kl_coef=0.6
 $bin/python $here/summarize.py $out $here

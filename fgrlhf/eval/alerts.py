@@ -9,6 +9,11 @@ A rule (``AlertRule``) watches one metric of ``metrics.jsonl`` and fires when it
 - ``rising`` while ``falling`` falls: over the last ``window`` iterations the first metric
   (an optimised reward) went up and the second (its monitor-only twin) went down.
 
+Rules may watch the held-out evaluation's keys (``eval/...``) as well as the rollouts'. The
+evaluation before training (``Alerts.observe``) is their "initial" value, so a ratio rule on
+``eval/monitor/segments_per_answer/sentence`` compares the greedy answers with the initial
+policy's: the rollouts' few samples can miss a drift that the greedy answers show.
+
 ``Alerts.check`` runs every rule on each iteration's metrics and adds ``alert/<name>`` = 1.0
 (firing) or 0.0 to them; the run prints a warning line when a rule starts firing, the
 learning curves mark the iterations, and both reports carry a banner. With
@@ -81,6 +86,11 @@ class Alerts:
         self.rules = list(rules)
         self.history: list[dict[str, float]] = []
         self.firing: set[str] = set()
+
+    def observe(self, metrics: Mapping[str, float]) -> None:
+        """Records metrics measured before the first iteration (the initial evaluation)
+        without checking the rules: they become the ratio rules' initial values."""
+        self.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
 
     def check(self, metrics: dict[str, float]) -> list[str]:
         """Adds ``alert/<name>`` flags to ``metrics``; returns the warnings of rules that

@@ -105,6 +105,16 @@ class Parallel:
         out = torch.cat(parts, dim=0)
         return out.bool() if dtype == torch.bool else out
 
+    def from_main(self, obj: Any) -> Any:
+        """The main process's ``obj`` (picklable) on every process."""
+        if self.world == 1:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        box = [obj]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+
     def divergence(self, params) -> float:
         """Largest difference between processes of any parameter tensor's sum: 0.0 while the
         processes hold the same weights (they must; a non-zero value means they drifted)."""

@@ -136,6 +136,8 @@ def _run(cfg: PPORunConfig, par, out: Path) -> dict[str, Any]:
             alerts.load_state_dict(resumed["alerts"])
     elif cfg.eval.every and cfg.eval.initial:
         eval_initial = evaluate_on_main(trainer, held_out, cfg, judges, par) or None
+        # The initial evaluation is the baseline of the rules on eval/ keys.
+        alerts.observe(eval_initial or {})
     # 6. Train.
     bar = tqdm(range(trainer.iteration, cfg.iterations), desc="ppo", unit="it", initial=trainer.iteration,
                total=cfg.iterations, disable=not par.is_main)
@@ -344,11 +346,11 @@ def step_or_stop(trainer, batch: list, ptx, iteration: int, logger, out: Path) -
 
 
 def evaluate_on_main(trainer, held_out: list, cfg: PPORunConfig, judges: dict, par) -> dict[str, float]:
-    """The held-out metrics, computed by the main process (empty elsewhere) while the others wait."""
+    """The held-out metrics, computed by the main process while the others wait, then sent to
+    every process: alert rules on ``eval/`` keys must fire (and stop a run) everywhere alike."""
     metrics = evaluate_during_training(trainer, held_out, cfg.task.name, cfg.sampling, cfg.eval, cfg.seed,
                                        judges) if par.is_main else {}
-    par.barrier()
-    return metrics
+    return par.from_main(metrics)
 
 
 def checkpoint_on_main(directory: Path, trainer, progress: dict[str, Any], par) -> None:

@@ -102,3 +102,21 @@ def test_two_processes_with_lora_adapters_match_one_process(tmp_path, tiny_gpt2_
     assert max(float(a1[k].abs().max()) for k in a1 if "lora_B" in k) > 1e-4  # B left zero: nothing learned
     for k in a1:
         torch.testing.assert_close(a2[k], a1[k], rtol=1e-4, atol=1e-5)
+
+
+def test_an_alert_on_evaluation_metrics_stops_both_processes_together(tmp_path, tiny_gpt2_dir):
+    """Only the main process evaluates; it sends the metrics to the other, so a rule on an
+    ``eval/`` key fires in both and both stop after the same iteration (neither is left
+    waiting in a collective)."""
+    run = tmp_path / "two"
+    res = subprocess.run([*_launch(), *ARGS, "iterations=3", f"policy.init={tiny_gpt2_dir}", "eval.every=1",
+                          "eval.questions=2", "alerts.rules=[{name: seen, metric: eval/length_tokens, above: -1}]",
+                          "alerts.stop_on_alert=true", "save_policy=false", f"hydra.run.dir={run}"],
+                         capture_output=True, text=True, timeout=900, env=_env(), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(_metrics(run)) == 1 and _metrics(run)[0]["alert/seen"] == 1.0
+    assert "stopped after iteration 0 on alert (seen)" in res.stderr
+    state = torch.load(run / "checkpoint" / "trainer.pt", weights_only=False)
+    # The alerts' first record is the evaluation before training.
+    assert "eval/length_tokens" in state["alerts"]["history"][0]
+    assert "reward/total" not in state["alerts"]["history"][0]

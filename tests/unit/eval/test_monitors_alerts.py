@@ -69,6 +69,20 @@ def test_alerts_flag_every_iteration_and_warn_once_when_a_rule_starts_firing():
         Alerts([AlertRule("a", "x"), AlertRule("a", "y")])
 
 
+def test_an_observed_initial_evaluation_is_the_baseline_of_eval_rules():
+    rule = AlertRule(name="eval_inflation", metric="eval/sentences", above_initial=1.5)
+    alerts = Alerts([rule])
+    alerts.observe({"eval/sentences": 4.0, "eval/note": "text is dropped"})
+    first = {"reward/total": 1.0}  # an iteration without an evaluation: nothing to compare
+    assert alerts.check(first) == [] and first["alert/eval_inflation"] == 0.0
+    at_5 = {"reward/total": 1.2, "eval/sentences": 6.5}  # 6.5 > 1.5 × 4 (the observed initial)
+    assert alerts.check(at_5) == ["alert eval_inflation: eval/sentences = 6.5 > 1.5 × initial 4"]
+    # Without the initial evaluation the first evaluation would be its own baseline.
+    unobserved = Alerts([rule])
+    assert unobserved.check({"eval/sentences": 6.5}) == []
+    assert alerts.state_dict()["history"][0] == {"eval/sentences": 4.0}
+
+
 def test_rouge_as_a_monitor_only_reward():
     from fgrlhf.eval.rewards import RougeReward
     from fgrlhf.reward import RewardInputs
