@@ -3,7 +3,8 @@
     fgrlhf-eval checkpoint=runs/sft/minilm_seq2seq                  # test part, R1 + R2 + R3
     fgrlhf-eval checkpoint=outputs/train/.../policy part=dev questions=20
 
-Answers are greedy (the paper's evaluation); the reward models come from the ``reward``
+Answers are greedy (the paper's evaluation; ``num_beams=4`` for beam search,
+``no_repeat_ngram_size=N`` to forbid repeated n-grams; summary.json records which); the reward models come from the ``reward``
 config group exactly as ``fgrlhf-train`` builds them, the questions from the same split
 (``split.seed``, ``split.dev_questions``, ``split.test_questions``) as fgrlhf-rm/-sft/-train.
 Writes ``summary.json``, ``outputs.jsonl`` (one record per question: answer, segments and
@@ -31,7 +32,7 @@ from fgrlhf.train.tasks import evaluation_examples
 class EvalAppConfig(RuntimeConfig):
     RULES: ClassVar[dict[str, str]] = {"kind": "in auto causal seq2seq", "max_prompt_tokens": "> 0",
                                        "max_new_tokens": "> 0", "part": "in train dev test", "questions": "> 0",
-                                       "batch_size": "> 0"}
+                                       "batch_size": "> 0", "num_beams": "> 0", "no_repeat_ngram_size": ">= 0"}
 
     checkpoint: str = MISSING  # the policy: a checkpoint path or hub id (or minilm_seq2seq | tiny_gpt2)
     kind: str = "auto"
@@ -43,6 +44,8 @@ class EvalAppConfig(RuntimeConfig):
     part: str = "test"  # train | dev | test: the part of the question split evaluated on
     questions: int | None = None  # the first N questions of the part (default all)
     batch_size: int = 8
+    num_beams: int = 1  # 1: greedy answers (the paper's evaluation); more: beam search
+    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size twice in an answer
     output: str | None = None  # default: the Hydra run folder
 
 
@@ -56,7 +59,8 @@ def _run(cfg) -> dict:
         set_up_runtime(cfg.threads)
         examples = evaluation_examples(cfg.task, cfg.split, cfg.part, cfg.questions)
         return evaluate_checkpoint(cfg.checkpoint, examples, build_aggregator(cfg.reward), out, cfg.kind,
-                                   cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.batch_size, cfg.device)
+                                   cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.batch_size, cfg.device,
+                                   num_beams=cfg.num_beams, no_repeat_ngram_size=cfg.no_repeat_ngram_size)
 
 
 main = hydra_app("fgrlhf-eval", "eval", EvalAppConfig, _run)

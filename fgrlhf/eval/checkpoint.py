@@ -31,8 +31,10 @@ def policy_source(policy_path: str) -> str:
 
 def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, kind: str = "auto",
                         max_prompt_tokens: int = 256, max_new_tokens: int = 64, batch_size: int = 8,
-                        device: str | None = None) -> dict[str, Any]:
-    """Greedy answers of ``policy_path`` on ``examples``, judged by ``aggregator``'s reward
+                        device: str | None = None, num_beams: int = 1,
+                        no_repeat_ngram_size: int = 0) -> dict[str, Any]:
+    """Greedy answers of ``policy_path`` on ``examples`` (beam search with ``num_beams`` > 1;
+    no n-gram of ``no_repeat_ngram_size`` twice when > 0), judged by ``aggregator``'s reward
     models; ``summary.json``, ``outputs.jsonl`` and ``rollouts.html`` (each answer with its
     segments coloured by each reward model's verdict) go to ``out_dir``."""
     import torch
@@ -48,13 +50,15 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     with loading(source, "policy checkpoint"):
         policy = Policy.from_pretrained(source, kind, max_prompt_tokens, device)
-    greedy = SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False, num_samples=1)
+    greedy = SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False, num_samples=1, num_beams=num_beams,
+                            no_repeat_ngram_size=no_repeat_ngram_size)
     summary, records = evaluate_qa(policy, examples, aggregator.rewards, greedy, batch_size=batch_size,
                                    segmenter=aggregator.segmenter)
     from fgrlhf.eval.qa import lead_baseline
 
     # Beside every policy: what copying the first 100 words of the passages scores.
-    summary = {"policy": str(policy_path), "questions": len(examples), **summary,
+    summary = {"policy": str(policy_path), "questions": len(examples), "max_new_tokens": max_new_tokens,
+               "num_beams": num_beams, "no_repeat_ngram_size": no_repeat_ngram_size, **summary,
                "lead_rougeLsum": lead_baseline(examples, aggregator.segmenter.sentences)}
     write_jsonl(records, out_dir / "outputs.jsonl")
     rollout_report(items_from_eval_records(records, reward_values(aggregator.rewards)), out_dir / "rollouts.html",

@@ -37,7 +37,7 @@ class SamplingConfig:
 
     RULES: ClassVar[dict[str, str]] = {"max_new_tokens": "> 0", "top_k": ">= 0", "top_p": "(0, 1]",
                                        "temperature": "> 0", "num_samples": "> 0", "no_repeat_ngram_size": ">= 0",
-                                       "min_new_tokens": ">= 0"}
+                                       "min_new_tokens": ">= 0", "num_beams": "> 0"}
 
     max_new_tokens: int = 64
     do_sample: bool = True
@@ -49,6 +49,8 @@ class SamplingConfig:
     # EOS is suppressed until this many tokens (max_new_tokens: fixed-length continuations, as
     # detox evaluations use). Log-probs ignore the suppression, as they ignore the top-k cut.
     min_new_tokens: int = 0
+    # Beam search (evaluation only: PPO's log-probs are those of sampling, not of a beam).
+    num_beams: int = 1
 
 
 @dataclass
@@ -200,6 +202,8 @@ class Policy:
             kwargs["no_repeat_ngram_size"] = sampling.no_repeat_ngram_size
         if sampling.min_new_tokens:
             kwargs["min_new_tokens"] = sampling.min_new_tokens
+        if sampling.num_beams > 1:
+            kwargs["num_beams"] = sampling.num_beams
         out = self.model.generate(input_ids=query_ids, attention_mask=query_mask.long(), **kwargs)
         if self.kind == "causal":
             response = out[:, query_ids.shape[1]:]  # [B·n, T]

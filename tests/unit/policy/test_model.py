@@ -90,3 +90,28 @@ def test_rollout_select_takes_rows_in_the_given_order():
         assert sub.response_ids.tolist() == [[4, 5, 6], [1, 2, 9]]
         assert sub.response_mask.tolist() == [[True, True, True], [True, True, False]]
         assert sub.truncated_prompts == 0
+
+
+@pytest.mark.parametrize("which", ["tiny_causal", "tiny_seq2seq"])
+def test_evaluation_decoding_options_reach_generate(request, which):
+    """Beam search and the repeated-n-gram ban (fgrlhf-eval num_beams / no_repeat_ngram_size)
+    give what the model's own generate gives with them, padded after the first EOS."""
+    policy: Policy = request.getfixturevalue(which)
+    cfg = SamplingConfig(max_new_tokens=12, do_sample=False, num_beams=3, no_repeat_ngram_size=2)
+    rollout = policy.generate(PROMPTS, cfg)
+    out = policy.model.generate(input_ids=rollout.query_ids, attention_mask=rollout.query_mask.long(),
+                                max_new_tokens=12, do_sample=False, num_beams=3, no_repeat_ngram_size=2,
+                                pad_token_id=policy.tokenizer.pad_token_id, eos_token_id=policy.eos_id)
+    expected = out[:, rollout.query_ids.shape[1]:] if policy.kind == "causal" else out[:, 1:]
+    m = rollout.response_mask
+    T = rollout.response_ids.shape[1]
+    assert torch.equal(rollout.response_ids[m], expected[:, :T][m])
+
+    def repeats(r: Rollout) -> bool:
+        rows = [[t for t, keep in zip(row, mask) if keep] for row, mask in
+                zip(r.response_ids.tolist(), r.response_mask.tolist())]
+        return any(len(set(zip(t, t[1:]))) < len(t) - 1 for t in rows)
+
+    assert not repeats(rollout)
+    if which == "tiny_causal":  # the random GPT-2 repeats itself greedily: the ban had work to do
+        assert repeats(policy.generate(PROMPTS, SamplingConfig(max_new_tokens=12, do_sample=False)))
