@@ -2,6 +2,7 @@
 
     fgrlhf-rm rm=relevance                       # train R1 on the bundled data, evaluate on test
     fgrlhf-rm rm=factuality backbone=allenai/longformer-base-4096 rm.max_length=4096
+    fgrlhf-rm rm=completeness backbone=gemma3_270m rm.lora.r=16   # LoRA on a frozen backbone
     fgrlhf-rm mode=eval rm=relevance checkpoint=runs/rm/relevance feedback_file=dev_feedback.json eval_split=all
 
 Training splits the feedback file's questions into train/dev/test with a fixed seed
@@ -21,6 +22,7 @@ from omegaconf import MISSING
 from fgrlhf.app import hydra_app
 from fgrlhf.config import RuntimeConfig, SplitConfig, WandbConfig
 from fgrlhf.data.rm_pairs import PairsConfig
+from fgrlhf.policy.lora import LoRAConfig
 from fgrlhf.train.rm import OptimConfig
 from fgrlhf.train.rm_run import run
 from fgrlhf.validate import validate
@@ -51,6 +53,9 @@ class RMSpec:
     evidence_k: int = 3
     evidence_from_labels: bool = False  # training: also read the evidence the annotation names
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # r > 0: LoRA adapters on the backbone, which stays frozen (the head trains whole); the
+    # checkpoint holds the merged weights, so it loads and scores like any other.
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass
@@ -83,6 +88,9 @@ def config_problems(cfg: RMAppConfig) -> list[str]:
         found.append(f"rm.extra_answers: only relevance and factuality models use them, not {cfg.rm.category}")
     if cfg.rm.evidence != "passages" and not cfg.rm.use_passages:
         found.append(f"rm.evidence={cfg.rm.evidence}: needs rm.use_passages=true")
+    if cfg.rm.lora.r > 0 and cfg.rm.optim.freeze_layers:
+        found.append(f"rm.optim.freeze_layers={cfg.rm.optim.freeze_layers} with rm.lora: the adapters already "
+                     f"leave the whole backbone frozen; set one of them")
     if cfg.sentence_splitter not in ("sentencizer", "punkt") and not cfg.sentence_splitter.startswith("spacy:"):
         found.append(f"sentence_splitter={cfg.sentence_splitter!r}: one of sentencizer, punkt, spacy:NAME")
     return found

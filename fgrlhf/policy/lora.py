@@ -136,3 +136,44 @@ def load_adapter_weights(model: nn.Module, adapter_dir: str | Path) -> nn.Module
         raise ValueError(f"the adapters in {adapter_dir} do not fit this model: missing {missing[:3]}, "
                          f"unexpected {list(result.unexpected_keys)[:3]}")
     return model
+
+
+# ---------------------------------------------------------------------------------------
+# Adapters on the trunk of a classifier (reward models)
+# ---------------------------------------------------------------------------------------
+def trunk_name(model: nn.Module) -> str:
+    """The attribute holding a classifier's pretrained trunk: Hugging Face's
+    ``base_model_prefix`` (``bert``, ``model``, ...), or ``encoder`` (``MeanPoolScorer``)."""
+    name = getattr(model, "base_model_prefix", "") or "encoder"
+    if not isinstance(getattr(model, name, None), nn.Module):
+        raise ValueError(f"cannot find the pretrained trunk of {type(model).__name__} (no .{name})")
+    return name
+
+
+def add_trunk_adapters(model: nn.Module, cfg: LoRAConfig) -> int:
+    """LoRA adapters on the trunk of a classifier, in place: the trunk's weights freeze, its
+    adapters and the new head train. The trunk is wrapped (``PeftModel``) under its own
+    attribute, so the classifier's forward is unchanged. Returns the trainable count."""
+    from peft import LoraConfig, get_peft_model
+
+    if cfg.quantize_4bit:
+        from fgrlhf.errors import ConfigError
+
+        raise ConfigError("rm.lora.quantize_4bit: 4-bit bases are for policies; reward models train in "
+                          "full precision (or bf16 autocast)")
+    name = trunk_name(model)
+    targets: Any = "all-linear" if list(cfg.target_modules) == ["all-linear"] else list(cfg.target_modules)
+    config = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets)
+    trunk = getattr(model, name)
+    setattr(model, name, get_peft_model(trunk, config).train(trunk.training))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def merge_trunk_adapters(model: nn.Module) -> nn.Module:
+    """Folds the trunk's adapters into its weights, in place: the classifier is a plain model
+    again (saved, loaded and scored like any other), computing what it computed before."""
+    name = trunk_name(model)
+    trunk = getattr(model, name)
+    if has_adapters(trunk):
+        setattr(model, name, trunk.merge_and_unload())
+    return model

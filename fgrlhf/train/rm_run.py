@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from fgrlhf.errors import ConfigError
 from fgrlhf.paths import PROJECT_ROOT, run_dir
+from fgrlhf.policy.lora import lora_enabled, merge_trunk_adapters
 from fgrlhf.reward.categories import RM_CATEGORIES
 
 
@@ -159,6 +160,7 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
             model = AutoModelForTokenClassification.from_pretrained(
                 backbone, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1}
             ).to(device)
+        trainable = with_adapters(model, spec.lora)
         read = T.evidence_reader(spec.use_passages, spec.evidence, spec.evidence_k)
         tr = T.segment_windows(encoder, train_ex, read, spec.evidence_from_labels)
         dv, te = (T.segment_windows(encoder, x, read) for x in (dev_ex, test_ex))
@@ -174,6 +176,7 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
 
         with loading(backbone, "backbone"):
             model = MeanPoolScorer.from_pretrained(backbone).to(device)
+        trainable = with_adapters(model, spec.lora)
         tr, dv, te = (T.ranking_inputs(encoder, x, spec.use_passages) for x in (train_ex, dev_ex, test_ex))
         result = T.train_ranking_model(model, tr, train_ex, dv, dev_ex, pad_id, spec.optim, device, logger)
         train_seconds = time.time() - t0
@@ -193,6 +196,9 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
                "pairs": plain_config(spec.pairs), "extra_answers": list(spec.extra_answers),
                "gold_grounding": spec.gold_grounding, "evidence_from_labels": spec.evidence_from_labels},
     )
+    if lora_enabled(spec.lora):
+        meta.extra["lora"] = {**plain_config(spec.lora), "trainable_parameters": trainable}
+        merge_trunk_adapters(model)  # a plain checkpoint: it loads and scores like any other
     logger.log({f"test/{k}": v for k, v in test.items()}, result["best_step"] + 1)
     logger.close()
     # A checkpoint folder that cannot be written keeps the trained model in a rescue folder.
@@ -201,6 +207,18 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
           f"({torch.get_num_threads()} threads); checkpoint {checkpoint}")
     return {"rm": spec.category, "split": "test", "checkpoint": str(checkpoint),
             "train_seconds": round(train_seconds, 1), "best_dev_accuracy": result["best_dev_accuracy"], **test}
+
+
+def with_adapters(model, lora) -> int:
+    """LoRA adapters on ``model``'s backbone when ``lora.r`` > 0; the trainable count."""
+    from fgrlhf.policy.lora import add_trunk_adapters
+
+    if lora_enabled(lora):
+        n = add_trunk_adapters(model, lora)
+        print(f"[fgrlhf-rm] LoRA r={lora.r} on the backbone: {n:,} trainable parameters of "
+              f"{sum(p.numel() for p in model.parameters()):,}")
+        return n
+    return sum(p.numel() for p in model.parameters())
 
 
 def calibration_report(probs, golds, category: str) -> dict[str, Any]:

@@ -107,3 +107,32 @@ def test_ranking_pairs_calibration_and_ensemble_eval(tmp_path, tiny_bert_dir, sm
                 f"feedback_file={small_feedback_file}")
     assert ev["ensemble"] == [str(r1a), str(r1b)] and ev["n_segments"] == s["n_segments"]
     assert "ece" in ev
+
+
+def test_lora_reward_models_save_merged_checkpoints(tmp_path, tiny_bert_dir, small_feedback_file, qa_feedback,
+                                                    minilm_tokenizer):
+    """rm.lora trains adapters on a frozen backbone; the checkpoint is a plain merged model
+    that scores through the same reward classes; LoRA with freeze_layers is refused."""
+    common = [f"backbone={tiny_bert_dir}", f"feedback_file={small_feedback_file}", "rm.optim.freeze_layers=0",
+              "rm.lora.r=4", "rm.optim.lr=1e-3"]
+    r1, r3 = tmp_path / "r1", tmp_path / "r3"
+    s1, res = _rm(tmp_path, "rm=relevance", f"checkpoint={r1}", *common)
+    _rm(tmp_path, "rm=completeness", f"checkpoint={r3}", "rm.max_length=256", *common)
+    assert "LoRA r=4 on the backbone" in res.stdout and "accuracy" in s1
+    for ckpt in (r1, r3):
+        lora = RMMetadata.load(ckpt).extra["lora"]
+        assert lora["r"] == 4 and 0 < lora["trainable_parameters"]
+        assert not (ckpt / "adapter_config.json").exists()
+    rel, comp = SegmentClassifierReward(r1), SequenceReward(r3)
+    ex = qa_feedback[0]
+    enc = minilm_tokenizer([ex.predictions[0]], add_special_tokens=False, return_tensors="pt")
+    dec = decode_with_offsets(minilm_tokenizer, enc["input_ids"], enc["attention_mask"])
+    out = RewardAggregator({"relevance": rel, "completeness": comp})(
+        RewardInputs([ex.question], dec.texts, [{"question": ex.question, "passages": ex.passages}]), dec)
+    assert out.raw["relevance"].mask.sum() > 0 and out.raw["completeness"].mask.sum() == 1
+
+    cmd = [sys.executable, "-m", "fgrlhf.cli.rm", f"hydra.run.dir={tmp_path}/bad", "rm=relevance",
+           f"feedback_file={small_feedback_file}", "rm.lora.r=4", "rm.optim.freeze_layers=2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
+    assert res.returncode != 0 and "rm.optim.freeze_layers=2 with rm.lora" in res.stderr

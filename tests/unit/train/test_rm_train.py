@@ -148,3 +148,53 @@ def test_ranking_training_refuses_a_dev_split_without_pairs(tiny_bert_dir, minil
     cfg = OptimConfig(lr=1e-3, epochs=1, batch_size=2)
     with pytest.raises(ValueError, match="dev split .*2 questions.* no comparison pairs"):
         train_ranking_model(model, inputs[:4], exs[:4], inputs[4:], exs[4:], 0, cfg, torch.device("cpu"))
+
+
+def _adapters_train_merge_and_reload(model, reload, inputs, tmp_path):
+    """Only the adapters and the head train; merging keeps the trained model's outputs; the
+    merged checkpoint is a plain model that reloads to the same outputs."""
+    from fgrlhf.policy.lora import LoRAConfig, add_trunk_adapters, merge_trunk_adapters
+
+    head = {n for n, _ in model.named_parameters() if n.startswith(("classifier", "score"))}
+    trainable = add_trunk_adapters(model, LoRAConfig(r=4, alpha=8))
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert names and all("lora_" in n or n in head for n in names) and head <= names
+    assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    before = model(**inputs).logits.detach()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        model(**inputs).logits.float().pow(2).mean().neg().backward()
+        opt.step()
+    model.eval()
+    trained = model(**inputs).logits.detach()
+    assert not torch.allclose(trained, before)
+    merge_trunk_adapters(model)
+    assert not any("lora_" in n for n, _ in model.named_parameters())
+    torch.testing.assert_close(model(**inputs).logits, trained, atol=1e-5, rtol=1e-4)
+    model.save_pretrained(tmp_path / "merged")
+    torch.testing.assert_close(reload(tmp_path / "merged").eval()(**inputs).logits, trained, atol=1e-5, rtol=1e-4)
+
+
+def test_lora_on_a_token_classifier_backbone(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    ids = torch.randint(5, 100, (2, 12))
+    _adapters_train_merge_and_reload(model, AutoModelForTokenClassification.from_pretrained,
+                                     {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, tmp_path)
+
+
+def test_lora_on_a_decoder_backbone_under_the_scalar_head(tmp_path, qa_feedback):
+    """Gemma 3's layout (a decoder) as a completeness/preference backbone with adapters."""
+    from fgrlhf.policy.gemma import build_tiny_gemma3
+    from fgrlhf.reward.learned import MeanPoolScorer
+
+    path = build_tiny_gemma3(tmp_path / "gemma", [p for ex in qa_feedback[:10] for p in ex.predictions],
+                             vocab_size=300)
+    torch.manual_seed(0)
+    model = MeanPoolScorer.from_pretrained(path)
+    ids = torch.randint(5, 300, (2, 12))
+    _adapters_train_merge_and_reload(model, MeanPoolScorer.from_pretrained,
+                                     {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, tmp_path)
