@@ -64,7 +64,7 @@ class RMAppConfig(RuntimeConfig):
 
     rm: RMSpec = field(default_factory=RMSpec)
     mode: str = "train"  # train | eval
-    backbone: str = "minilm"  # short name, local path or hub id of a Hugging Face encoder
+    backbone: str = "minilm"  # minilm | gemma3_270m (rm.lora), a local path or hub id of a Hugging Face model
     feedback_file: str = MISSING
     checkpoint: str | None = None  # train: where to save (default runs/rm/<category>); eval: what to load
     ensemble: list[str] = field(default_factory=list)  # eval: further checkpoints averaged with checkpoint's

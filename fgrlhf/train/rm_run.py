@@ -83,7 +83,6 @@ def claim_outputs(cfg, checkpoint: Path):
     (nothing to hold in eval mode)."""
     import contextlib
 
-    from fgrlhf.paths import resolve_pretrained
     from fgrlhf.reward.learned import RMMetadata
     from fgrlhf.runlock import RunLock, check_writable
     from fgrlhf.toolkit.load import model_source
@@ -96,7 +95,7 @@ def claim_outputs(cfg, checkpoint: Path):
         RMMetadata.load(checkpoint)
         model_source(checkpoint, "reward-model checkpoint")
         return contextlib.nullcontext()
-    model_source(resolve_pretrained(cfg.backbone), "backbone")
+    model_source(backbone_source(cfg.backbone), "backbone")
     check_writable(checkpoint.parent, "checkpoint's folder")
     return RunLock(run_dir(), "fgrlhf-rm")
 
@@ -111,7 +110,6 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
     from fgrlhf.data.rm_pairs import is_plain, training_pairs
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint, split_by_question
     from fgrlhf.logging import MetricsLogger
-    from fgrlhf.paths import resolve_pretrained
     from fgrlhf.reward.encoding import SeparatorEncoder
     from fgrlhf.reward.learned import RMMetadata
     from fgrlhf.toolkit.load import loading, model_source
@@ -141,7 +139,7 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
                                   spec.coverage_threshold)
     train_ex += select(list(extra), split.train)
 
-    backbone = model_source(resolve_pretrained(cfg.backbone), "backbone")
+    backbone = model_source(backbone_source(cfg.backbone), "backbone")
     with loading(backbone, "backbone"):
         tokenizer = AutoTokenizer.from_pretrained(backbone)
     encoder = SeparatorEncoder(tokenizer, spec.max_length, spec.max_question_tokens)
@@ -207,6 +205,15 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
           f"({torch.get_num_threads()} threads); checkpoint {checkpoint}")
     return {"rm": spec.category, "split": "test", "checkpoint": str(checkpoint),
             "train_seconds": round(train_seconds, 1), "best_dev_accuracy": result["best_dev_accuracy"], **test}
+
+
+def backbone_source(name: str) -> str:
+    """A backbone's path: the short names of ``fgrlhf.paths`` (``minilm``), the project's
+    local base models (``gemma3_270m``, converted on first use), else the path or hub id."""
+    from fgrlhf.paths import resolve_pretrained
+    from fgrlhf.policy.checkpoint import LOCAL_INITS, base_checkpoint
+
+    return base_checkpoint(name) if name in LOCAL_INITS else resolve_pretrained(name)
 
 
 def with_adapters(model, lora) -> int:
