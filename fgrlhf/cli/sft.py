@@ -5,6 +5,7 @@
     fgrlhf-sft policy.init=tiny_gpt2 sft.epochs=1
     fgrlhf-sft policy.init=t5-large prompts_file=/data/qa_feedback/train.json device=cuda
     fgrlhf-sft --config-name sft_rtp             # the detox policy: tiny GPT-2 on RTP text
+    fgrlhf-sft corrected_answers=true            # + the human-corrected answers as targets
 
 ``task=qa_feedback`` trains on the train questions of the split every app draws
 (``split.seed``, ``split.dev_questions``, ``split.test_questions``) and measures the dev
@@ -48,6 +49,10 @@ class SFTAppConfig(RuntimeConfig):
     # to policy.max_prompt_tokens, "Answer:"; fgrlhf.data.prompt_format)
     prompt_format: str = "t5"
     prompts_file: str = MISSING  # qa_feedback: prompts JSON; rtp: RTP JSON lines
+    # qa_feedback: each train question's human-corrected answer (feedback_file's
+    # corrected-prediction) as a further target beside its reference; dev keeps the references.
+    corrected_answers: bool = False
+    feedback_file: str | None = None  # with corrected_answers: the QA-Feedback feedback JSON
     output: str | None = None  # default: runs/sft/<policy.init>
     split: SplitConfig = field(default_factory=SplitConfig)
     dev_fraction: float = 0.05  # rtp: pairs held out for the dev loss

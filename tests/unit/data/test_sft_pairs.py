@@ -21,3 +21,31 @@ def test_rtp_sft_pairs_never_hold_an_evaluation_prompt():
 def test_qa_feedback_sft_pairs_are_the_train_and_dev_questions():
     pairs = sft_pairs("qa_feedback", DATA_DIR / "qa_feedback" / "prompts.json", SplitConfig())
     assert len(pairs["train"]) == 300 and len(pairs["dev"]) == 40
+
+
+def test_corrected_answers_join_the_train_pairs_only(tmp_path):
+    import json
+
+    import pytest
+
+    from fgrlhf.data import load_feedback
+    from fgrlhf.errors import ConfigError
+
+    prompts, feedback = DATA_DIR / "qa_feedback" / "prompts.json", DATA_DIR / "qa_feedback" / "feedback.json"
+    plain = sft_pairs("qa_feedback", prompts, SplitConfig())
+    both = sft_pairs("qa_feedback", prompts, SplitConfig(), corrected_from=feedback)
+    corrected = {ex.question: ex.feedback.corrected for ex in load_feedback(feedback)}
+    references = dict(plain["train"])
+    extra = [pair for pair in both["train"] if pair not in plain["train"]]
+    assert both["dev"] == plain["dev"] and set(plain["train"]) <= set(both["train"])
+    # One further pair per train question with a corrected answer (a few records leave it
+    # empty), under the same prompt as the question's reference.
+    # (a corrected answer that is the reference word for word is that pair once more).
+    assert 280 <= len(both["train"]) - 300 < 300 and len(extra) <= len(both["train"]) - 300
+    assert all(prompt in references and answer in corrected.values() and answer.strip() for prompt, answer in extra)
+    # A feedback file that lacks a train question is refused, naming the file and the question.
+    records = json.loads(feedback.read_text())
+    short = tmp_path / "feedback.json"
+    short.write_text(json.dumps(records[:100]))
+    with pytest.raises(ConfigError, match=f"{short} has no record for train question"):
+        sft_pairs("qa_feedback", prompts, SplitConfig(), corrected_from=short)
