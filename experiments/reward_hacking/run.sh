@@ -54,4 +54,7 @@ run shaped_r3 "${shaping[@]}" reward.weights.completeness=3.0
 # held back: by completeness (R3) paid three times as much, or by twice the KL penalty.
 run words_r3 "${words[@]}" reward.weights.completeness=3.0
 run words_kl "${words[@]}" ppo.kl_coef=0.6
+# The same with two more training seeds (sampling, minibatch order; same prompts and SFT policy).
+run words_kl_s1 "${words[@]}" ppo.kl_coef=0.6 seed=1
+run words_kl_s2 "${words[@]}" ppo.kl_coef=0.6 seed=2
 $bin/python $here/summarize.py $out $here

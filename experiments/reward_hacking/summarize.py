@@ -17,7 +17,9 @@ ARMS = {"paper": "paper (sum per segment)", "shaped": "shaped (mean, ≥ 4 words
         "paper_per_category": "paper + per-category critic",
         "words": "words (each segment × its words / 8)",
         "words_per_category": "words + per-category critic",
-        "shaped_r3": "shaped (mean, ≥ 4 words), R3 weight ×3"}
+        "shaped_r3": "shaped (mean, ≥ 4 words), R3 weight ×3",
+        "words_r3": "words, R3 weight ×3", "words_kl": "words, KL coefficient ×2 (0.6)",
+        "words_kl_s1": "words, KL ×2, seed 1", "words_kl_s2": "words, KL ×2, seed 2"}
 EVAL = [("monitor/segments_per_answer/sentence", "sentences/answer"), ("monitor/words_per_segment/sentence",
         "words/sentence"), ("monitor/length_words", "words"), ("factuality_ratio", "factuality (R2)"),
         ("monitor/error_rate/factuality_seed1", "R2 twin error rate"), ("relevance_ratio", "relevance (R1)"),
