@@ -38,7 +38,7 @@ def main(out: Path, here: Path) -> None:
         records = read_metrics(run / "metrics.jsonl")
         rows[arm] = {"initial": summary.get("eval_initial", {}), "final": summary.get("eval", {}),
                      "alerts": {k: v for k, v in summary.get("alerts", {}).items() if v},
-                     "train_segments": [r.get("monitor/segments_per_answer/sentence") for r in records],
+                     "train_segments": [r.get(SENTENCES) for r in records],
                      # (iterations trained, greedy sentences per answer) at each held-out evaluation
                      "eval_segments": [[0, summary.get("eval_initial", {}).get(SENTENCES)]] +
                                       [[i + 1, r[f"eval/{SENTENCES}"]] for i, r in enumerate(records)

@@ -95,7 +95,7 @@ class Alerts:
     def check(self, metrics: dict[str, float]) -> list[str]:
         """Adds ``alert/<name>`` flags to ``metrics``; returns the warnings of rules that
         started firing at this iteration."""
-        self.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        self.observe(metrics)
         started = []
         for rule in self.rules:
             why = rule_fires(rule, self.history)

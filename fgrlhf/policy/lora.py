@@ -38,14 +38,17 @@ def lora_enabled(cfg: LoRAConfig | None) -> bool:
     return cfg is not None and int(cfg.r) > 0
 
 
-def peft_config(cfg: LoRAConfig, kind: str):
+def peft_config(cfg: LoRAConfig, kind: str | None):
+    """PEFT's config for ``cfg``: a policy's (``kind`` causal | seq2seq), or with ``kind=None``
+    a bare trunk's (no task head: a classifier's trunk)."""
     from peft import LoraConfig, TaskType
 
     targets: Any = cfg.target_modules
     if list(targets) == ["all-linear"]:
         targets = "all-linear"
+    task = None if kind is None else TaskType.SEQ_2_SEQ_LM if kind == "seq2seq" else TaskType.CAUSAL_LM
     return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
-                      task_type=TaskType.SEQ_2_SEQ_LM if kind == "seq2seq" else TaskType.CAUSAL_LM)
+                      task_type=task)
 
 
 def apply_lora(model: nn.Module, cfg: LoRAConfig, kind: str) -> nn.Module:
@@ -154,7 +157,7 @@ def add_trunk_adapters(model: nn.Module, cfg: LoRAConfig) -> int:
     """LoRA adapters on the trunk of a classifier, in place: the trunk's weights freeze, its
     adapters and the new head train. The trunk is wrapped (``PeftModel``) under its own
     attribute, so the classifier's forward is unchanged. Returns the trainable count."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     if cfg.quantize_4bit:
         from fgrlhf.errors import ConfigError
@@ -162,10 +165,8 @@ def add_trunk_adapters(model: nn.Module, cfg: LoRAConfig) -> int:
         raise ConfigError("rm.lora.quantize_4bit: 4-bit bases are for policies; reward models train in "
                           "full precision (or bf16 autocast)")
     name = trunk_name(model)
-    targets: Any = "all-linear" if list(cfg.target_modules) == ["all-linear"] else list(cfg.target_modules)
-    config = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets)
     trunk = getattr(model, name)
-    setattr(model, name, get_peft_model(trunk, config).train(trunk.training))
+    setattr(model, name, get_peft_model(trunk, peft_config(cfg, None)).train(trunk.training))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

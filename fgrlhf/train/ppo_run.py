@@ -136,8 +136,8 @@ def _run(cfg: PPORunConfig, par, out: Path) -> dict[str, Any]:
             alerts.load_state_dict(resumed["alerts"])
     elif cfg.eval.every and cfg.eval.initial:
         eval_initial = evaluate_on_main(trainer, held_out, cfg, judges, par) or None
-        # The initial evaluation is the baseline of the rules on eval/ keys.
-        alerts.observe(eval_initial or {})
+        if eval_initial:  # the baseline of the rules on eval/ keys
+            alerts.observe(eval_initial)
     # 6. Train.
     bar = tqdm(range(trainer.iteration, cfg.iterations), desc="ppo", unit="it", initial=trainer.iteration,
                total=cfg.iterations, disable=not par.is_main)

@@ -216,16 +216,16 @@ def backbone_source(name: str) -> str:
     return base_checkpoint(name) if name in LOCAL_INITS else resolve_pretrained(name)
 
 
-def with_adapters(model, lora) -> int:
-    """LoRA adapters on ``model``'s backbone when ``lora.r`` > 0; the trainable count."""
+def with_adapters(model, lora) -> int | None:
+    """LoRA adapters on ``model``'s backbone when ``lora.r`` > 0: the trainable count (else None)."""
     from fgrlhf.policy.lora import add_trunk_adapters
 
-    if lora_enabled(lora):
-        n = add_trunk_adapters(model, lora)
-        print(f"[fgrlhf-rm] LoRA r={lora.r} on the backbone: {n:,} trainable parameters of "
-              f"{sum(p.numel() for p in model.parameters()):,}")
-        return n
-    return sum(p.numel() for p in model.parameters())
+    if not lora_enabled(lora):
+        return None
+    n = add_trunk_adapters(model, lora)
+    print(f"[fgrlhf-rm] LoRA r={lora.r} on the backbone: {n:,} trainable parameters of "
+          f"{sum(p.numel() for p in model.parameters()):,}")
+    return n
 
 
 def calibration_report(probs, golds, category: str) -> dict[str, Any]:
