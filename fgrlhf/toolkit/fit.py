@@ -52,7 +52,7 @@ class FitResult:
     last_epoch_loss: float  # Σ loss / batches over the last epoch run (nan before any)
     best_step: int = -1  # with patience: the step of the best ``monitor`` value (-1: none evaluated)
     best_value: float = -math.inf
-    out_of_time: bool = False  # stopped by ``max_minutes``
+    out_of_time: bool = False  # stopped by ``max_minutes`` or ``max_steps``
     history: list[Any] = field(default_factory=list)  # what ``evaluate`` returned, in order
 
 
@@ -102,7 +102,7 @@ def fit(model: nn.Module, loss: Callable[[Sequence[int]], torch.Tensor | None], 
         evaluate: Callable[[int, int], Any] | None = None, evals_per_epoch: int = 1,
         patience: int | None = None, monitor: str = "accuracy", logger=None, prefix: str = "train",
         log_next_lr: bool = False, bf16: bool | None = None, max_minutes: float | None = None,
-        desc: str = "epoch", progress: bool = True) -> FitResult:
+        max_steps: int | None = None, desc: str = "epoch", progress: bool = True) -> FitResult:
     """Train ``model`` for ``cfg.epochs`` epochs; returns what happened.
 
     ``loss(indices)``: the loss of one minibatch of training indices, or None when it has
@@ -111,8 +111,11 @@ def fit(model: nn.Module, loss: Callable[[Sequence[int]], torch.Tensor | None], 
     ``Random(0)`` to count the steps of an epoch, which must not depend on ``rng``.
     ``optimizer(total_steps)``: the optimizer and its per-step scheduler.
     ``evaluate(epoch, step)`` (0-based) runs after in-epoch steps ``eval_points(...,
-    evals_per_epoch)``, and once more when ``max_minutes`` ends an epoch early; what it
-    returns is kept in ``history``. With ``patience`` it returns metrics whose ``monitor``
+    evals_per_epoch)``, and once more when ``max_minutes`` or ``max_steps`` ends an epoch
+    early; what it
+    returns is kept in ``history``. ``max_steps`` stops after that many steps with the
+    schedule of all ``cfg.epochs`` unchanged: the deterministic replay of a run that
+    ``max_minutes`` cut short. With ``patience`` it returns metrics whose ``monitor``
     value is maximised: the best state is restored at the end.
     ``logger.log`` gets ``{prefix}/loss`` and ``{prefix}/lr`` every step: the rate the step
     used, or with ``log_next_lr`` the one the next step will use.
@@ -150,7 +153,8 @@ def fit(model: nn.Module, loss: Callable[[Sequence[int]], torch.Tensor | None], 
                 if logger is not None:
                     logger.log({f"{prefix}/loss": value.item(),
                                 f"{prefix}/lr": sched.get_last_lr()[0] if log_next_lr else lr}, step)
-            result.out_of_time = max_minutes is not None and time.time() - t0 > 60 * max_minutes
+            result.out_of_time = ((max_minutes is not None and time.time() - t0 > 60 * max_minutes)
+                                  or (max_steps is not None and step + 1 >= max_steps))
             if evaluate is not None and (i in points or result.out_of_time):
                 result.history.append(evaluate(epoch, step))
                 if stopper is not None and stopper.update(result.history[-1][monitor], model, step):

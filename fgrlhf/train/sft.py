@@ -24,13 +24,17 @@ from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 class SFTConfig(FitConfig):
     """Supervised fine-tuning of a whole policy: warmup in steps, dev loss per epoch."""
 
-    RULES: ClassVar[dict[str, str]] = {"warmup_steps": ">= 0", "max_answer_tokens": "> 0", "max_minutes": "> 0"}
+    RULES: ClassVar[dict[str, str]] = {"warmup_steps": ">= 0", "max_answer_tokens": "> 0", "max_minutes": "> 0",
+                                       "max_steps": "> 0"}
 
     lr: float = 1e-4
     epochs: int = 3
     warmup_steps: int = 20
     max_answer_tokens: int = 128
     max_minutes: float | None = None  # stop early once this much time is spent
+    # stop after this many steps, the learning-rate schedule still that of all epochs: replays
+    # a run that max_minutes stopped (its fgrlhf_sft.json records the steps)
+    max_steps: int | None = None
 
 
 def sft_loss(policy: Policy, prompts: Sequence[str], answers: Sequence[str], max_answer_tokens: int = 128,
@@ -82,7 +86,7 @@ def train_sft(policy: Policy, train: Sequence[tuple[str, str]], dev: Sequence[tu
     result = fit(model, loss, lambda rng: minibatches(len(train), cfg.batch_size, rng), cfg,
                  lambda total: sft_optimizer(model, cfg, total),
                  evaluate=evaluate if dev else None, logger=logger, prefix="sft", log_next_lr=True,
-                 max_minutes=cfg.max_minutes, desc="sft epoch")
+                 max_minutes=cfg.max_minutes, max_steps=cfg.max_steps, desc="sft epoch")
     history.update(dev_loss=result.history, steps=result.steps, seconds=result.seconds,
                    stopped_early=result.out_of_time)
     return history

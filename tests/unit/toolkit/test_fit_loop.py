@@ -111,6 +111,31 @@ def test_time_limit_stops_after_one_step_and_still_evaluates():
     assert result.last_epoch_loss == pytest.approx(1.0 / 4)  # one loss of 1 over the epoch's 4 batches
 
 
+def test_step_limit_replays_the_first_steps_of_the_full_schedule():
+    """``max_steps``: the same steps, rates and weights as the first steps of the unlimited
+    run (the schedule still spans every epoch), then one evaluation where it stopped."""
+
+    def run(max_steps):
+        model, rec = _model(), Recorder()
+
+        def linear_decay(total_steps: int):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / total_steps)
+
+        result = fit(model, lambda idx: ((model.weight - 1.0) ** 2).sum(), lambda rng: minibatches(8, 2, rng),
+                     FitConfig(epochs=2), linear_decay, evaluate=lambda epoch, step: (epoch, step), logger=rec,
+                     max_steps=max_steps)
+        return result, [m["train/lr"] for _, m in rec.calls], model.weight.item()
+
+    full, full_lrs, _ = run(None)
+    cut, cut_lrs, weight = run(3)
+    assert not full.out_of_time and full.steps == 8 and full_lrs[-1] == pytest.approx(0.1 / 8)
+    assert cut.out_of_time and cut.steps == 3 and cut.history == [(0, 2)]
+    assert cut_lrs == full_lrs[:3] == pytest.approx([0.1, 0.1 * 7 / 8, 0.1 * 6 / 8])
+    # each gradient 2(w - 1) has norm > 1 and is clipped to 1: the weight moves by the rate
+    assert weight == pytest.approx(0.1 + 0.1 * 7 / 8 + 0.1 * 6 / 8)
+
+
 def test_last_epoch_loss_is_the_mean_over_its_batches():
     model = _model()
     result = fit(model, lambda idx: torch.tensor(float(sum(idx)), requires_grad=True),
