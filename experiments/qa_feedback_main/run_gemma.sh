@@ -5,8 +5,11 @@
 # every policy judged by R1, R2, R3, ROUGE-Lsum and length on the 60 held-out test questions
 # beside the lead baseline. Each stage is skipped when its output is already there.
 #
-#   bash experiments/qa_feedback_main/run_gemma.sh            # SEEDS="0 1" by default
+#   bash experiments/qa_feedback_main/run_gemma.sh            # every arm, SEEDS="0 1"
+#   ARMS="dpo holistic_0" bash ...     # only these arms (two invocations with different arms
+#                                      # can run side by side once the SFT and RMs exist)
 #   SHAPING="+reward.shaping.relevance.per_segment=words ..." bash ...   # fine-grained with shaping
+# The table is drawn from every arm evaluated so far.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make install reward-models
@@ -15,6 +18,8 @@ here=experiments/qa_feedback_main
 out=${OUT:-outputs/experiments/qa_feedback_main_gemma}
 bin=.venv/bin
 sft=runs/sft/gemma3_270m
+seeds=${SEEDS:-0 1}
+arms=${ARMS:-sft dpo $(for s in $seeds; do echo holistic_$s fine_grained_$s; done)}
 read -r -a shaping <<< "${SHAPING:-}"
 gemma_eval() {  # checkpoint, output folder
   [ -f $2/summary.json ] || $bin/fgrlhf-eval checkpoint=$1 part=test threads=1 task.prompt_format=causal \
@@ -23,18 +28,28 @@ gemma_eval() {  # checkpoint, output folder
 }
 [ -f $sft/fgrlhf_sft.json ] || $bin/fgrlhf-sft --config-name sft_gemma
 [ -f runs/rm/preference/fgrlhf_rm.json ] || $bin/fgrlhf-rm rm=preference threads=1
-gemma_eval $sft $out/eval_sft
-[ -f $out/dpo/fgrlhf_dpo.json ] || $bin/fgrlhf-dpo --config-name dpo_gemma output=$out/dpo hydra.run.dir=$out/dpo_run
-gemma_eval $out/dpo $out/eval_dpo
-rows=(SFT=$out/eval_sft DPO=$out/eval_dpo)
-for seed in ${SEEDS:-0 1}; do
-  [ -f $out/holistic_$seed/metrics.json ] || $bin/fgrlhf-train experiment=qa_gemma_holistic_cpu seed=$seed \
-    hydra.run.dir=$out/holistic_$seed
-  gemma_eval $out/holistic_$seed/policy $out/eval_holistic_$seed
-  [ -f $out/fine_grained_$seed/metrics.json ] || $bin/fgrlhf-train experiment=qa_gemma_cpu seed=$seed \
-    "${shaping[@]}" hydra.run.dir=$out/fine_grained_$seed
-  gemma_eval $out/fine_grained_$seed/policy $out/eval_fine_grained_$seed
-  rows+=("preference RLHF (seed $seed)=$out/eval_holistic_$seed" "fine-grained RLHF (seed $seed)=$out/eval_fine_grained_$seed")
+for arm in $arms; do
+  case $arm in
+    sft) gemma_eval $sft $out/eval_sft ;;
+    dpo)
+      [ -f $out/dpo/fgrlhf_dpo.json ] || $bin/fgrlhf-dpo --config-name dpo_gemma output=$out/dpo \
+        hydra.run.dir=$out/dpo_run
+      gemma_eval $out/dpo $out/eval_dpo ;;
+    holistic_*|fine_grained_*)
+      seed=${arm##*_}
+      if [ "${arm%_*}" = holistic ]; then args=(experiment=qa_gemma_holistic_cpu)
+      else args=(experiment=qa_gemma_cpu "${shaping[@]}"); fi
+      [ -f $out/$arm/metrics.json ] || $bin/fgrlhf-train "${args[@]}" seed=$seed hydra.run.dir=$out/$arm
+      gemma_eval $out/$arm/policy $out/eval_$arm ;;
+    *) echo "unknown arm $arm (sft, dpo, holistic_<seed>, fine_grained_<seed>)" >&2; exit 2 ;;
+  esac
+done
+rows=()
+[ -f $out/eval_sft/summary.json ] && rows+=(SFT=$out/eval_sft)
+[ -f $out/eval_dpo/summary.json ] && rows+=(DPO=$out/eval_dpo)
+for s in $seeds; do
+  [ -f $out/eval_holistic_$s/summary.json ] && rows+=("preference RLHF (seed $s)=$out/eval_holistic_$s")
+  [ -f $out/eval_fine_grained_$s/summary.json ] && rows+=("fine-grained RLHF (seed $s)=$out/eval_fine_grained_$s")
 done
 mkdir -p $here/gemma
 $bin/python -m fgrlhf.eval.compare "${rows[@]}" --baseline SFT --out $here/gemma

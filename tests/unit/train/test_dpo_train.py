@@ -208,3 +208,25 @@ def test_pairs_the_same_within_the_scored_tokens_are_left_out(tiny_gpt2_dir):
     assert history["dev"] is None and history["steps"] == 1
     with pytest.raises(ConfigError, match="max_answer_tokens=10"):
         train_dpo(policy, [same], [], cfg)
+
+
+def test_the_reference_of_a_lora_policy_is_scored_when_first_needed(tiny_gpt2_dir, split_pairs):
+    """With adapters the reference (adapters off) never changes, so the cache scores a pair at
+    its first use, even after updates, and equals the eager pass; without adapters every pair
+    is scored up front."""
+    from fgrlhf.train.dpo import ReferenceCache
+
+    policy = _load(tiny_gpt2_dir)
+    pairs = _short(policy, split_pairs["train"], 6)
+    cfg = DPOConfig(lr=5e-3, epochs=2, batch_size=4, warmup_steps=0, max_answer_tokens=40, bf16=False)
+    plain = ReferenceCache(policy, pairs, cfg)
+    assert not torch.isnan(plain.values).any()
+    policy.model = apply_lora(policy.model, LoRAConfig(r=4, alpha=8), policy.kind)
+    eager = reference_logprobs(policy, pairs, cfg)  # [6, 2]
+    cache = ReferenceCache(policy, pairs, cfg)
+    assert torch.isnan(cache.values).all()
+    torch.testing.assert_close(cache[[4, 1]], eager[[4, 1]], atol=1e-5, rtol=1e-5)
+    assert torch.isnan(cache.values[[0, 2, 3, 5]]).all() and not torch.isnan(cache.values[[1, 4]]).any()
+    train_dpo(policy, pairs, [], cfg)  # the adapters move; the base does not
+    torch.testing.assert_close(cache[list(range(6))], eager, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain.values, eager, atol=1e-5, rtol=1e-5)
