@@ -54,7 +54,13 @@ def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, k
                             no_repeat_ngram_size=no_repeat_ngram_size)
     summary, records = evaluate_qa(policy, examples, aggregator.rewards, greedy, batch_size=batch_size,
                                    segmenter=aggregator.segmenter)
+    from fgrlhf.eval.monitors import answer_monitors
     from fgrlhf.eval.qa import lead_baseline
+
+    # What training's held-out evaluation logs as eval/monitor/...: segments per answer, text
+    # statistics and the monitor-only judges (reward.monitors), so that reward hacking shows
+    # in every policy's summary, not only while it trains.
+    summary.update(answer_monitors(aggregator, records, examples))
 
     # Beside every policy: what copying the first 100 words of the passages scores.
     summary = {"policy": str(policy_path), "questions": len(examples), "max_new_tokens": max_new_tokens,

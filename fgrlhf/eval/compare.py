@@ -4,7 +4,10 @@
         --reference experiments/qa_feedback_main/paper.json --out experiments/qa_feedback_main
 
 Each run is ``LABEL=PATH`` where PATH is an ``fgrlhf-eval`` folder (its ``summary.json``)
-or a summary file. ``--reference`` adds rows that were not measured here (e.g. the paper's
+or a summary file. Beside the metrics, the table shows sentences per answer and each
+monitor-only judge's error rate where the summaries have them, and the lead baseline (the
+passages' first 100 words) as a reference row where every summary reports the same one.
+``--reference`` adds rows that were not measured here (e.g. the paper's
 dev-set rows: a JSON object ``{label: {metric: value}}``) to the table, marked as such, and
 leaves them out of the figure. Writes ``comparison.md``, ``comparison.json`` and
 ``comparison.png``.
@@ -23,6 +26,8 @@ from fgrlhf.eval.plots import is_number, plot_comparison
 from fgrlhf.eval.qa import EVAL_METRICS
 
 TABLE_COUNTS = ("relevance_segments", "factuality_segments", "empty_answers")
+MONITOR_COLUMNS = ("monitor/segments_per_answer/sentence",)
+LEAD_LABEL = "lead baseline: the passages' first 100 words"
 
 
 def read_summary(path: str | Path) -> dict[str, Any]:
@@ -63,6 +68,22 @@ def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[st
     return "\n".join(lines)
 
 
+def monitor_columns(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The reward-hacking columns some summary has: sentences per answer, and each monitor-only
+    judge's error rate (share of its segments it scores below zero)."""
+    keys = {k for s in summaries.values() for k, v in s.items() if is_number(v)}
+    return [k for k in MONITOR_COLUMNS if k in keys] + sorted(k for k in keys if k.startswith("monitor/error_rate/"))
+
+
+def lead_row(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The lead baseline (each question's passages, first 100 words) as a reference row, when
+    every summary reports it for the same questions (the same value)."""
+    leads = {s.get("lead_rougeLsum") for s in summaries.values()}
+    if len(leads) != 1 or not is_number(lead := next(iter(leads))):
+        return {}
+    return {LEAD_LABEL: {"rougeLsum": lead, "length_words": 100.0}}
+
+
 def compare(runs: Mapping[str, str | Path], out_dir: str | Path, reference: str | Path | None = None,
             baseline: str | None = None) -> dict[str, Any]:
     """Read each run's summary, write ``comparison.md|json|png`` to ``out_dir``; returns the
@@ -79,7 +100,8 @@ def compare(runs: Mapping[str, str | Path], out_dir: str | Path, reference: str 
     # How many segments the judges saw and how many answers were empty: a ratio means little
     # without them (a policy can raise it by splitting answers into more, shorter segments).
     counts = [k for k in TABLE_COUNTS if any(is_number(s.get(k)) for s in summaries.values())]
-    table = comparison_table(summaries, metrics + counts, refs, baseline)
+    table = comparison_table(summaries, metrics + monitor_columns(summaries) + counts,
+                             {**lead_row(summaries), **refs}, baseline)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(table + "\n")

@@ -80,3 +80,20 @@ def monitor_reward_stats(monitors: Mapping[str, tuple[Tensor, Tensor]]) -> dict[
         out[f"monitor/reward/{name}"] = float((scores * mask).sum(-1).mean())
         out[f"monitor/error_rate/{name}"] = error_rate(scores, mask)
     return out
+
+
+def answer_monitors(aggregator, records: Sequence[Mapping], examples: Sequence) -> dict[str, float]:
+    """The reward-hacking monitors of evaluated answers (``records`` of ``evaluate_qa``, each
+    ``prompt_index`` into ``examples``): segments per answer and words per segment at each
+    granularity ``aggregator``'s rewards read, text statistics, and each monitor-only reward's
+    mean per answer and its judge's error rate (``monitor/reward/<name>``,
+    ``monitor/error_rate/<name>``)."""
+    from fgrlhf.reward import RewardInputs
+
+    texts = [r["answer"] for r in records]
+    spans = aggregator.segment(texts)
+    out = text_monitors(texts, {g: spans[k] for k, g in aggregator.granularities().items()})
+    rows = [examples[r["prompt_index"]] for r in records]
+    inputs = RewardInputs([ex.prompt for ex in rows], texts, [ex.metadata for ex in rows])
+    out.update(monitor_reward_stats({k: (s.scores, s.mask) for k, s in aggregator.score_monitors(inputs).items()}))
+    return out

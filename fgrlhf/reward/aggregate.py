@@ -119,6 +119,12 @@ class RewardAggregator:
             if isinstance(norm, RunningNormalizer):
                 norm.set_gather(gather)
 
+    def granularities(self) -> dict[str, str]:
+        """Each category's granularity name; a reward with its own segmenter is its own
+        granularity, named after its category. What the segment monitors are counted by."""
+        return {k: k if getattr(r, "segmenter", None) is not None else str(getattr(r.granularity, "value", r.granularity))
+                for k, r in self.rewards.items()}
+
     def segment(self, texts: Sequence[str], models: Mapping[str, RewardModel] | None = None
                 ) -> dict[str, list[list[Span]]]:
         """Segments of every text for every category (of ``models``, default the rewards)."""

@@ -38,29 +38,13 @@ def evaluate_during_training(trainer, examples, task: str, sampling: SamplingCon
             summary.update({f"{name}/{k}": v for k, v in rescore_detox(records, judge).items()})
     else:
         from fgrlhf.eval import evaluate_qa
+        from fgrlhf.eval.monitors import answer_monitors
 
         greedy = SamplingConfig(max_new_tokens=sampling.max_new_tokens, do_sample=False, num_samples=1)
         summary, records = evaluate_qa(trainer.policy, examples, trainer.aggregator.rewards, greedy,
                                        batch_size=cfg.batch_size, progress=False,
                                        segmenter=trainer.aggregator.segmenter)
-        summary.update(answer_monitors(trainer.aggregator, records, examples, trainer.granularities))
+        summary.update(answer_monitors(trainer.aggregator, records, examples))
     torch.set_rng_state(rng)
     trainer.policy.model.eval()
     return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None}
-
-
-
-def answer_monitors(aggregator, records: list[dict], examples, granularities: dict[str, str]) -> dict[str, float]:
-    """The reward-hacking monitors of held-out answers (``fgrlhf.eval.monitors``): segments
-    per answer and words per segment at each granularity the rewards read, text statistics,
-    and each monitor-only reward's mean per answer (``monitor/reward/<name>``)."""
-    from fgrlhf.eval.monitors import monitor_reward_stats, text_monitors
-    from fgrlhf.reward import RewardInputs
-
-    texts = [r["answer"] for r in records]
-    spans = aggregator.segment(texts)
-    out = text_monitors(texts, {g: spans[k] for k, g in granularities.items()})
-    rows = [examples[r["prompt_index"]] for r in records]
-    inputs = RewardInputs([ex.prompt for ex in rows], texts, [ex.metadata for ex in rows])
-    out.update(monitor_reward_stats({k: (s.scores, s.mask) for k, s in aggregator.score_monitors(inputs).items()}))
-    return out

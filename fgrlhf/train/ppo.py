@@ -141,9 +141,7 @@ class PPOTrainer:
                 raise ConfigError("ppo.whiten_rewards=true does not combine with ppo.critic=per_category "
                                   "(whitening each category's rewards would change their weights)")
             value.set_heads(len(self.heads))
-        self.granularities = {k: k if getattr(r, "segmenter", None) is not None
-                              else str(getattr(r.granularity, "value", r.granularity))
-                              for k, r in aggregator.rewards.items()}
+        self.granularities = aggregator.granularities()
         # PPO's log-probs (old, new and the reference's, hence the KL) are those of the
         # distribution the rollouts are drawn from: logits / temperature when sampling. At
         # temperature 1 they would belong to another distribution, the importance ratios would

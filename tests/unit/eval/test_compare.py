@@ -48,6 +48,26 @@ def test_compare_writes_table_json_and_figure(tmp_path):
     assert (out / "comparison.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_monitor_columns_and_the_lead_baseline_row(tmp_path):
+    """Sentences per answer and each monitor-only judge's error rate join the table when a
+    summary has them; the lead baseline is a reference row when every summary has the same."""
+    sft = {**SFT, "monitor/segments_per_answer/sentence": 3.0, "monitor/error_rate/twin": 0.2,
+           "monitor/distinct_2": 0.9, "lead_rougeLsum": 33.9}
+    fg = {**FG, "monitor/segments_per_answer/sentence": 4.5, "lead_rougeLsum": 33.9}
+    result = compare({"SFT": _eval_dir(tmp_path, "sft", sft), "FG": _eval_dir(tmp_path, "fg", fg)},
+                     tmp_path / "out", baseline="SFT")
+    lines = result["table"].splitlines()
+    assert lines[0] == ("| policy | relevance_ratio | factuality_ratio | completeness | rougeLsum | length_words | "
+                        "length_tokens | monitor/segments_per_answer/sentence | monitor/error_rate/twin | "
+                        "factuality_segments |")
+    assert lines[3].startswith("| FG |") and "| 4.500 (+1.500) | – |" in lines[3]
+    assert lines[4] == "| lead baseline: the passages' first 100 words (reference) | – | – | – | 33.90 | 100.00 | – | – | – | – |"
+    # different questions: no single lead baseline to show
+    other = compare({"SFT": _eval_dir(tmp_path, "sft2", sft), "FG": _eval_dir(tmp_path, "fg2", {**fg, "lead_rougeLsum": 35.0})},
+                    tmp_path / "out2")
+    assert "lead baseline" not in other["table"]
+
+
 def test_cli_and_errors(tmp_path, capsys):
     a, b = _eval_dir(tmp_path, "a", SFT), _eval_dir(tmp_path, "b", FG)
     main([f"SFT={a}", f"FG={b}", "--out", str(tmp_path / "o")])
