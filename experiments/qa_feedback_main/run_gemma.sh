@@ -21,13 +21,20 @@ sft=runs/sft/gemma3_270m
 seeds=${SEEDS:-0 1}
 arms=${ARMS:-sft dpo $(for s in $seeds; do echo holistic_$s fine_grained_$s; done)}
 read -r -a shaping <<< "${SHAPING:-}"
+# A second factuality judge, trained with another seed: monitor-only, in training and in
+# every evaluation, so that hacking R2 shows as R2 rising while its twin does not.
+twin=(+reward.monitors.factuality_seed1._target_=fgrlhf.reward.learned.SegmentClassifierReward
+  +reward.monitors.factuality_seed1.checkpoint=$PWD/runs/rm/factuality_seed1
+  +reward.monitors.factuality_seed1.positive=0.5 +reward.monitors.factuality_seed1.negative=-0.5)
 gemma_eval() {  # checkpoint, output folder
   [ -f $2/summary.json ] || $bin/fgrlhf-eval checkpoint=$1 part=test threads=1 task.prompt_format=causal \
-    task.max_prompt_tokens=384 task.tokenizer=$1 max_prompt_tokens=384 max_new_tokens=128 \
-    output=$2 hydra.run.dir=$2
+    task.max_prompt_tokens=384 task.tokenizer=$1 max_prompt_tokens=384 max_new_tokens=128 batch_size=6 \
+    "${twin[@]}" output=$2 hydra.run.dir=$2
 }
 [ -f $sft/fgrlhf_sft.json ] || $bin/fgrlhf-sft --config-name sft_gemma
 [ -f runs/rm/preference/fgrlhf_rm.json ] || $bin/fgrlhf-rm rm=preference threads=1
+[ -f runs/rm/factuality_seed1/fgrlhf_rm.json ] || \
+  $bin/fgrlhf-rm rm=factuality rm.optim.seed=1 checkpoint=runs/rm/factuality_seed1 threads=1
 for arm in $arms; do
   case $arm in
     sft) gemma_eval $sft $out/eval_sft ;;
@@ -39,7 +46,8 @@ for arm in $arms; do
       seed=${arm##*_}
       if [ "${arm%_*}" = holistic ]; then args=(experiment=qa_gemma_holistic_cpu)
       else args=(experiment=qa_gemma_cpu "${shaping[@]}"); fi
-      [ -f $out/$arm/metrics.json ] || $bin/fgrlhf-train "${args[@]}" seed=$seed hydra.run.dir=$out/$arm
+      [ -f $out/$arm/metrics.json ] || $bin/fgrlhf-train "${args[@]}" "${twin[@]}" seed=$seed \
+        hydra.run.dir=$out/$arm
       gemma_eval $out/$arm/policy $out/eval_$arm ;;
     *) echo "unknown arm $arm (sft, dpo, holistic_<seed>, fine_grained_<seed>)" >&2; exit 2 ;;
   esac
