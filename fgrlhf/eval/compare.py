@@ -70,9 +70,12 @@ def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[st
 
 def monitor_columns(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The reward-hacking columns some summary has: sentences per answer, and each monitor-only
-    judge's error rate (share of its segments it scores below zero)."""
+    judge's error rate (share of its segments it scores below zero), left out where it is 0 in
+    every summary (a judge that never scores below zero, such as ROUGE, has no errors to show)."""
     keys = {k for s in summaries.values() for k, v in s.items() if is_number(v)}
-    return [k for k in MONITOR_COLUMNS if k in keys] + sorted(k for k in keys if k.startswith("monitor/error_rate/"))
+    judges = sorted(k for k in keys if k.startswith("monitor/error_rate/")
+                    and any(is_number(s.get(k)) and s[k] != 0 for s in summaries.values()))
+    return [k for k in MONITOR_COLUMNS if k in keys] + judges
 
 
 def lead_row(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

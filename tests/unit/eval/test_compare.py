@@ -53,7 +53,7 @@ def test_monitor_columns_and_the_lead_baseline_row(tmp_path):
     summary has them; the lead baseline is a reference row when every summary has the same."""
     sft = {**SFT, "monitor/segments_per_answer/sentence": 3.0, "monitor/error_rate/twin": 0.2,
            "monitor/distinct_2": 0.9, "lead_rougeLsum": 33.9}
-    fg = {**FG, "monitor/segments_per_answer/sentence": 4.5, "lead_rougeLsum": 33.9}
+    fg = {**FG, "monitor/segments_per_answer/sentence": 4.5, "lead_rougeLsum": 33.9, "monitor/error_rate/rouge": 0.0}
     result = compare({"SFT": _eval_dir(tmp_path, "sft", sft), "FG": _eval_dir(tmp_path, "fg", fg)},
                      tmp_path / "out", baseline="SFT")
     lines = result["table"].splitlines()
