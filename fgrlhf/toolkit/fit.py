@@ -112,10 +112,9 @@ def fit(model: nn.Module, loss: Callable[[Sequence[int]], torch.Tensor | None], 
     ``optimizer(total_steps)``: the optimizer and its per-step scheduler.
     ``evaluate(epoch, step)`` (0-based) runs after in-epoch steps ``eval_points(...,
     evals_per_epoch)``, and once more when ``max_minutes`` or ``max_steps`` ends an epoch
-    early; what it
-    returns is kept in ``history``. ``max_steps`` stops after that many steps with the
-    schedule of all ``cfg.epochs`` unchanged: the deterministic replay of a run that
-    ``max_minutes`` cut short. With ``patience`` it returns metrics whose ``monitor``
+    early; what it returns is kept in ``history``. ``max_steps`` stops after that many steps
+    with the schedule of all ``cfg.epochs`` unchanged: a run that ``max_minutes`` cut short,
+    made independent of the machine's speed. With ``patience`` it returns metrics whose ``monitor``
     value is maximised: the best state is restored at the end.
     ``logger.log`` gets ``{prefix}/loss`` and ``{prefix}/lr`` every step: the rate the step
     used, or with ``log_next_lr`` the one the next step will use.

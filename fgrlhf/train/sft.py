@@ -32,8 +32,9 @@ class SFTConfig(FitConfig):
     warmup_steps: int = 20
     max_answer_tokens: int = 128
     max_minutes: float | None = None  # stop early once this much time is spent
-    # stop after this many steps, the learning-rate schedule still that of all epochs: replays
-    # a run that max_minutes stopped (its fgrlhf_sft.json records the steps)
+    # stop after this many steps, the learning-rate schedule still that of all epochs: a run
+    # that max_minutes stopped, independent of the machine's speed (fgrlhf_sft.json records
+    # the steps a run took)
     max_steps: int | None = None
 
 
