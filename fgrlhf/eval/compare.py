@@ -4,8 +4,8 @@
         --reference experiments/qa_feedback_main/paper.json --out experiments/qa_feedback_main
 
 Each run is ``LABEL=PATH`` where PATH is an ``fgrlhf-eval`` folder (its ``summary.json``)
-or a summary file. Beside the metrics, the table shows sentences per answer and each
-monitor-only judge's error rate where the summaries have them, and the lead baseline (the
+or a summary file. Beside the metrics, the table shows sentences per answer, the repeated
+3-gram rate and each monitor-only judge's error rate where the summaries have them, and the lead baseline (the
 passages' first 100 words) as a reference row where every summary reports the same one.
 ``--reference`` adds rows that were not measured here (e.g. the paper's
 dev-set rows: a JSON object ``{label: {metric: value}}``) to the table, marked as such, and
@@ -26,7 +26,7 @@ from fgrlhf.eval.plots import is_number, plot_comparison
 from fgrlhf.eval.qa import EVAL_METRICS
 
 TABLE_COUNTS = ("relevance_segments", "factuality_segments", "empty_answers")
-MONITOR_COLUMNS = ("monitor/segments_per_answer/sentence",)
+MONITOR_COLUMNS = ("monitor/segments_per_answer/sentence", "monitor/repeated_3gram_rate")
 LEAD_LABEL = "lead baseline: the passages' first 100 words"
 
 
@@ -69,7 +69,8 @@ def comparison_table(runs: Mapping[str, Mapping[str, Any]], metrics: Sequence[st
 
 
 def monitor_columns(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The reward-hacking columns some summary has: sentences per answer, and each monitor-only
+    """The reward-hacking columns some summary has: sentences per answer, the share of 3-grams
+    that repeat one earlier in the same answer, and each monitor-only
     judge's error rate (share of its segments it scores below zero), left out where it is 0 in
     every summary (a judge that never scores below zero, such as ROUGE, has no errors to show)."""
     keys = {k for s in summaries.values() for k, v in s.items() if is_number(v)}

@@ -52,16 +52,17 @@ def test_monitor_columns_and_the_lead_baseline_row(tmp_path):
     """Sentences per answer and each monitor-only judge's error rate join the table when a
     summary has them; the lead baseline is a reference row when every summary has the same."""
     sft = {**SFT, "monitor/segments_per_answer/sentence": 3.0, "monitor/error_rate/twin": 0.2,
-           "monitor/distinct_2": 0.9, "lead_rougeLsum": 33.9}
+           "monitor/distinct_2": 0.9, "monitor/repeated_3gram_rate": 0.05, "lead_rougeLsum": 33.9}
     fg = {**FG, "monitor/segments_per_answer/sentence": 4.5, "lead_rougeLsum": 33.9, "monitor/error_rate/rouge": 0.0}
     result = compare({"SFT": _eval_dir(tmp_path, "sft", sft), "FG": _eval_dir(tmp_path, "fg", fg)},
                      tmp_path / "out", baseline="SFT")
     lines = result["table"].splitlines()
     assert lines[0] == ("| policy | relevance_ratio | factuality_ratio | completeness | rougeLsum | length_words | "
-                        "length_tokens | monitor/segments_per_answer/sentence | monitor/error_rate/twin | "
-                        "factuality_segments |")
-    assert lines[3].startswith("| FG |") and "| 4.500 (+1.500) | – |" in lines[3]
-    assert lines[4] == "| lead baseline: the passages' first 100 words (reference) | – | – | – | 33.90 | 100.00 | – | – | – | – |"
+                        "length_tokens | monitor/segments_per_answer/sentence | monitor/repeated_3gram_rate | "
+                        "monitor/error_rate/twin | factuality_segments |")
+    assert lines[3].startswith("| FG |") and "| 4.500 (+1.500) | – | – |" in lines[3]
+    assert lines[4] == ("| lead baseline: the passages' first 100 words (reference) | – | – | – | 33.90 | 100.00 | – | "
+                        "– | – | – | – |")
     # different questions: no single lead baseline to show
     other = compare({"SFT": _eval_dir(tmp_path, "sft2", sft), "FG": _eval_dir(tmp_path, "fg2", {**fg, "lead_rougeLsum": 35.0})},
                     tmp_path / "out2")
