@@ -61,8 +61,13 @@ for s in $seeds; do
 done
 mkdir -p $here/gemma
 $bin/python -m fgrlhf.eval.compare "${rows[@]}" --baseline SFT --out $here/gemma
-# Each policy's summary, per-question answers and HTML report, kept with the table.
+# Each policy's summary, per-question answers and HTML report, kept with the table; each
+# PPO run's learning curves and alert record beside them.
 for run in "$out"/eval_*; do
-  mkdir -p "$here/gemma/${run##*/eval_}"
-  cp "$run/summary.json" "$run/outputs.jsonl" "$run/rollouts.html" "$here/gemma/${run##*/eval_}/"
+  arm=${run##*/eval_}
+  mkdir -p "$here/gemma/$arm"
+  cp "$run/summary.json" "$run/outputs.jsonl" "$run/rollouts.html" "$here/gemma/$arm/"
+  for f in learning_curves.png metrics.json; do
+    [ ! -f "$out/$arm/$f" ] || cp "$out/$arm/$f" "$here/gemma/$arm/"
+  done
 done
