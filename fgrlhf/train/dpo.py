@@ -155,9 +155,6 @@ class ReferenceCache:
             self.values[rows] = reference_logprobs(self.policy, [self.pairs[i] for i in missing], self.cfg)
         return self.values[index]
 
-    def __len__(self) -> int:
-        return len(self.pairs)
-
 
 def pair_terms(logps: Tensor, lengths: Tensor, ref: Tensor, cfg: DPOConfig) -> dict[str, Tensor]:
     """Per-pair loss and implicit rewards ``[N]`` from the policy's (chosen, rejected)
