@@ -41,7 +41,8 @@ class DPOConfig(FitConfig):
     RULES: ClassVar[dict[str, str]] = {
         "beta": "> 0", "loss_type": "in sigmoid ipo", "label_smoothing": "[0, 0.5]", "lr": "> 0",
         "weight_decay": ">= 0", "epochs": "> 0", "batch_size": "> 0", "grad_clip": "> 0", "warmup_steps": ">= 0",
-        "max_answer_tokens": ">= 2", "evals_per_epoch": "> 0", "max_minutes": "> 0", "seed": ">= 0"}
+        "max_answer_tokens": ">= 2", "evals_per_epoch": "> 0", "max_minutes": "> 0", "max_steps": "> 0",
+        "seed": ">= 0"}
 
     beta: float = 0.1  # strength of the implicit KL anchor to the reference
     loss_type: str = "sigmoid"  # sigmoid (DPO) | ipo (on per-token mean log-probs)
@@ -53,6 +54,9 @@ class DPOConfig(FitConfig):
     evals_per_epoch: int = 4  # dev evaluations per epoch, the last at its end
     dropout: bool = False  # keep the model's dropout on while training
     max_minutes: float | None = None  # stop early once this much time is spent
+    # stop after this many steps, the schedule still that of all epochs: a budget that does
+    # not depend on the machine's speed or load (the result records the steps taken)
+    max_steps: int | None = None
 
 
 @dataclass
@@ -250,7 +254,7 @@ def train_dpo(policy: Policy, train: Sequence[PreferencePair], dev: Sequence[Pre
 
     result = fit(model, loss, lambda rng: minibatches(len(train), cfg.batch_size, rng), cfg, optimizer,
                  evaluate=evaluate, evals_per_epoch=cfg.evals_per_epoch, prefix="dpo",
-                 max_minutes=cfg.max_minutes, desc="dpo epoch")
+                 max_minutes=cfg.max_minutes, max_steps=cfg.max_steps, desc="dpo epoch")
     last = result.history[-1] if result.history else {}
     return {"evaluations": result.history, "steps": result.steps, "seconds": result.seconds,
             "stopped_early": result.out_of_time, "train_pairs": len(train), "dev_pairs": len(dev),

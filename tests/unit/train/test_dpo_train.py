@@ -210,6 +210,16 @@ def test_pairs_the_same_within_the_scored_tokens_are_left_out(tiny_gpt2_dir):
         train_dpo(policy, [same], [], cfg)
 
 
+def test_max_steps_stops_the_run_and_says_so(tiny_gpt2_dir, split_pairs):
+    policy = _load(tiny_gpt2_dir)
+    pairs = _short(policy, split_pairs["train"], 8)
+    cfg = DPOConfig(lr=1e-4, epochs=3, batch_size=2, warmup_steps=0, max_answer_tokens=40, bf16=False, max_steps=5)
+    history = train_dpo(policy, pairs, pairs[:2], cfg)
+    # 4 steps an epoch: the run stops one step into the second epoch, and evaluates there
+    assert history["steps"] == 5 and history["stopped_early"]
+    assert history["evaluations"][-1]["step"] == 5
+
+
 def test_the_reference_of_a_lora_policy_is_scored_when_first_needed(tiny_gpt2_dir, split_pairs):
     """With adapters the reference (adapters off) never changes, so the cache scores a pair at
     its first use, even after updates, and equals the eager pass; without adapters every pair
