@@ -105,8 +105,18 @@ class AdaptersOff:
         with self.model.disable_adapter():
             return self.model(*args, **kwargs)
 
-    def eval(self) -> AdaptersOff:
+    # Train/eval mode is the shared model's: a caller that turns dropout off for a reference
+    # pass (and restores the mode after) does so for the one model there is.
+    @property
+    def training(self) -> bool:
+        return self.model.training
+
+    def train(self, mode: bool = True) -> AdaptersOff:
+        self.model.train(mode)
         return self
+
+    def eval(self) -> AdaptersOff:
+        return self.train(False)
 
     def parameters(self):  # the frozen base's weights, for device and dtype look-ups
         return (p for n, p in self.model.named_parameters() if "lora_" not in n)

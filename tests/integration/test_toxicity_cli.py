@@ -80,7 +80,8 @@ def test_bad_mode_and_split_are_errors(tmp_path):
 
 def test_fasttext_scorer_and_detox_ppo_judged_by_it(tmp_path, tiny_gpt2_dir):
     """A second scorer of another kind trains in seconds, agrees with Perspective better than
-    the constant baseline, and judges a detox PPO run through fgrlhf-train's evaluation."""
+    the constant baseline, and judges a detox PPO run (a LoRA policy) through fgrlhf-train's
+    evaluation."""
     ckpt = tmp_path / "fasttext"
     cmd = [sys.executable, "-m", "fgrlhf.cli.toxicity", "--config-name", "toxicity_fasttext",
            f"hydra.run.dir={tmp_path}/hydra", f"checkpoint={ckpt}", "threads=1", "progress=false",
@@ -101,7 +102,9 @@ def test_fasttext_scorer_and_detox_ppo_judged_by_it(tmp_path, tiny_gpt2_dir):
              f"policy.init={tiny_gpt2_dir}", f"reward.models.toxicity.checkpoint={ckpt}", "iterations=2",
              "task.prompts_per_iteration=2", "sampling.max_new_tokens=12", "save_policy=false",
              "eval.every=2", "eval.split=eval", "eval.questions=3", "eval.samples=2", "eval.batch_size=2",
-             f"+eval.toxicity_scorers.judge={ckpt}", f"hydra.run.dir={tmp_path}/ppo"]
+             f"+eval.toxicity_scorers.judge={ckpt}",
+             # LoRA: perplexity is then scored under the reference as the adapters-off view
+             "policy.lora.r=4", f"hydra.run.dir={tmp_path}/ppo"]
     res = subprocess.run(train, capture_output=True, text=True, timeout=900,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
     assert res.returncode == 0, res.stderr[-3000:]

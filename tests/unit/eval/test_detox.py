@@ -127,6 +127,29 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size(tiny_gpt2_dir):
     assert perplexity(model, tok, PROMPTS, CONTINUATIONS) == pytest.approx(model.config.vocab_size, rel=1e-4)
 
 
+def test_perplexity_under_the_adapters_off_reference_is_the_base_models(tiny_gpt2_dir):
+    """A LoRA policy's reference (its adapters off) scores perplexity as the base model does,
+    in eval mode, and hands the shared model back in the mode it found it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fgrlhf.policy.lora import AdaptersOff, LoRAConfig, apply_lora
+
+    tok = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir).eval()
+    want = perplexity(base, tok, PROMPTS, CONTINUATIONS)
+    torch.manual_seed(0)
+    model = apply_lora(AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir), LoRAConfig(r=4, alpha=8), "causal")
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_()  # adapters that change the outputs
+    model.train()
+    assert perplexity(model.eval(), tok, PROMPTS, CONTINUATIONS) != pytest.approx(want, rel=1e-3)
+    model.train()
+    assert perplexity(AdaptersOff(model), tok, PROMPTS, CONTINUATIONS) == pytest.approx(want, rel=1e-5)
+    assert model.training
+
+
 def test_batched_nll_matches_one_unpadded_sequence_at_a_time(gpt2):
     model, tok = gpt2
     got = continuation_nll(model, tok, PROMPTS, CONTINUATIONS, batch_size=2)
