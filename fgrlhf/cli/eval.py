@@ -2,6 +2,12 @@
 
     fgrlhf-eval checkpoint=runs/sft/minilm_seq2seq                  # test part, R1 + R2 + R3
     fgrlhf-eval checkpoint=outputs/train/.../policy part=dev questions=20
+    fgrlhf-eval checkpoint=runs/sft/gemma3_270m task.prompt_format=causal task.tokenizer=runs/sft/gemma3_270m \
+        task.max_prompt_tokens=384 max_prompt_tokens=384 max_new_tokens=128    # a decoder-only policy
+
+A policy whose training record says how it was prompted (``fgrlhf_sft.json``,
+``fgrlhf_dpo.json``, or the fgrlhf-train run's ``.hydra/config.yaml`` beside ``policy/``) is
+refused on prompts of another ``task.prompt_format``, with the settings to pass.
 
 Answers are greedy (the paper's evaluation; ``num_beams=4`` for beam search,
 ``no_repeat_ngram_size=N`` to forbid repeated n-grams; summary.json records which); the reward models come from the ``reward``
@@ -50,11 +56,13 @@ class EvalAppConfig(RuntimeConfig):
 
 
 def _run(cfg) -> dict:
-    from fgrlhf.eval.checkpoint import evaluate_checkpoint, policy_source
+    from fgrlhf.eval.checkpoint import check_prompt_format, evaluate_checkpoint, policy_source
     from fgrlhf.runlock import RunLock
 
     out = Path(cfg.output) if cfg.output else run_dir()
     policy_source(cfg.checkpoint)  # a missing checkpoint fails before any reward model loads
+    if cfg.task.name == "qa_feedback":
+        check_prompt_format(cfg.checkpoint, cfg.task.prompt_format)
     with RunLock(out, "fgrlhf-eval"):
         set_up_runtime(cfg.threads)
         examples = evaluation_examples(cfg.task, cfg.split, cfg.part, cfg.questions)

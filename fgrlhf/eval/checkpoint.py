@@ -29,6 +29,47 @@ def policy_source(policy_path: str) -> str:
     return policy_path if policy_path in LOCAL_INITS else model_source(policy_path, "policy checkpoint")
 
 
+def recorded_prompt_format(policy_path: str) -> tuple[str, Path] | None:
+    """How the fgrlhf app that wrote ``policy_path`` showed it its questions, and the file that
+    says so: ``fgrlhf_sft.json`` or ``fgrlhf_dpo.json`` in the folder, or for an fgrlhf-train
+    ``policy/`` the run's ``.hydra/config.yaml`` beside it; None for any other policy."""
+    import yaml
+
+    folder = Path(policy_path)
+    for record in (folder / "fgrlhf_sft.json", folder / "fgrlhf_dpo.json"):
+        if record.is_file():
+            try:
+                value = json.loads(record.read_text()).get("prompt_format")
+            except (OSError, ValueError, AttributeError):
+                return None
+            return (value, record) if isinstance(value, str) else None
+    run = folder.parent / ".hydra" / "config.yaml"
+    if folder.name != "policy" or not run.is_file():
+        return None
+    try:
+        value = (yaml.safe_load(run.read_text()) or {}).get("task", {}).get("prompt_format")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    # an interpolation ("${...}") is not a value this file can tell
+    return (value, run) if isinstance(value, str) and not value.startswith("${") else None
+
+
+def check_prompt_format(policy_path: str, prompt_format: str) -> None:
+    """A policy evaluated on prompts of another format than it was trained on answers prompts
+    it never saw: refused, with the settings that show it its own."""
+    from fgrlhf.errors import ConfigError
+
+    recorded = recorded_prompt_format(policy_path)
+    if recorded is None or recorded[0] == prompt_format:
+        return
+    fix = f"task.prompt_format={recorded[0]}"
+    if recorded[0] == "causal":
+        fix += f" task.tokenizer={policy_path} task.max_prompt_tokens=N max_prompt_tokens=N (N: its training cap)"
+    raise ConfigError(f"{policy_path} was trained on prompt_format={recorded[0]!r} prompts ({recorded[1]}) but "
+                      f"task.prompt_format={prompt_format!r}: its answers would be to prompts it never saw. "
+                      f"Pass {fix}")
+
+
 def evaluate_checkpoint(policy_path: str, examples, aggregator, out_dir: Path, kind: str = "auto",
                         max_prompt_tokens: int = 256, max_new_tokens: int = 64, batch_size: int = 8,
                         device: str | None = None, num_beams: int = 1,

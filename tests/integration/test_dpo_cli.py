@@ -59,6 +59,10 @@ def test_dpo_trains_saves_and_is_evaluated_by_fgrlhf_eval(tmp_path, tiny_gpt2_di
     assert res.returncode == 0, res.stderr[-3000:]
     evaluated = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert evaluated["policy"] == str(out) and evaluated["questions"] == 2 and evaluated["n_answers"] == 2
+    # Shown prompts of another format than DPO trained it on: refused before anything loads.
+    res = subprocess.run([*ev[:-2], "task.prompt_format=causal", f"hydra.run.dir={tmp_path}/hydra_eval2"],
+                         capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path)
+    assert res.returncode == 2 and "fgrlhf_dpo.json" in res.stderr and "task.prompt_format=t5" in res.stderr
 
 
 def test_dpo_rejects_out_of_range_settings(tmp_path, tiny_gpt2_dir):
