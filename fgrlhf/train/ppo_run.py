@@ -165,7 +165,10 @@ def _run(cfg: PPORunConfig, par, out: Path) -> dict[str, Any]:
                 tqdm.write(f"fgrlhf-train: stopped after iteration {it} on alert ({', '.join(sorted(alerts.firing))}); "
                            f"the checkpoint {out / 'checkpoint'} holds this iteration", file=sys.stderr)
             break
-    # 7. Summarise and write the outputs.
+    # 7. The policy first, so that nothing after it can lose what training made; then the
+    # summary and the files that mark the run complete.
+    if par.is_main and cfg.save_policy:
+        save_policy(out, trainer.policy)
     summary = summarise(cfg, history, eval_initial, par.world, out)
     summary["alerts"] = {r.name: [i for i, m in enumerate(history) if m.get(f"alert/{r.name}")]
                          for r in cfg.alerts.rules}
@@ -173,7 +176,7 @@ def _run(cfg: PPORunConfig, par, out: Path) -> dict[str, Any]:
         summary["resumed"] = {"from": cfg.resume, "applied": {k: [old, new] for k, old, new in applied}}
     if par.is_main:
         logger.close()
-        write_outputs(out, summary, trainer.policy if cfg.save_policy else None)
+        write_outputs(out, summary)
     par.barrier()
     release_accelerator(par)
     return summary
@@ -473,15 +476,17 @@ def keep_metrics_before(path: Path, iteration: int) -> None:
 
 def summarise(cfg: PPORunConfig, history: list[dict[str, float]], eval_initial: dict[str, float] | None,
               processes: int, out: Path) -> dict[str, Any]:
-    """``metrics.json``: the first iteration, the mean of the last five, the last held-out
-    evaluation and the initial one (``eval/`` dropped from their keys)."""
+    """``metrics.json``: the first iteration, the mean of the last five (of the metrics all
+    five have: an evaluation among them is not averaged), the last held-out evaluation and the
+    initial one (``eval/`` dropped from their keys)."""
     last = history[-min(len(history), 5):]
+    shared = [k for k in last[0] if all(k in m for m in last)] if last else []
     summary = {
         "iterations": cfg.iterations,
         "reward": cfg.reward.name,
         "weights": dict(cfg.reward.weights),
         "processes": processes,
-        "final": {k: sum(m[k] for m in last) / len(last) for k in last[0]} if last else {},
+        "final": {k: sum(m[k] for m in last) / len(last) for k in shared},
         "first": history[0] if history else {},
         "output": str(out),
     }
@@ -493,26 +498,29 @@ def summarise(cfg: PPORunConfig, history: list[dict[str, float]], eval_initial: 
     return summary
 
 
-def write_outputs(out: Path, summary: dict[str, Any], policy=None) -> None:
-    """``metrics.json``, ``learning_curves.png`` (once there is an iteration) and, given a
-    policy, the final ``policy/`` folder (a LoRA policy's adapters merged into its weights,
-    and the adapters alone in ``policy_adapters/``)."""
-    with open(out / "metrics.json", "w") as f:
-        json.dump(summary, f, indent=1)
+def write_outputs(out: Path, summary: dict[str, Any]) -> None:
+    """``learning_curves.png`` (once there is an iteration), then ``metrics.json``: written
+    last, it marks a complete run."""
     if summary["first"]:
         from fgrlhf.eval.plots import plot_learning_curves
 
         plot_learning_curves(out / "metrics.jsonl", out / "learning_curves.png")
-    if policy is not None:
-        from fgrlhf.toolkit.save import save_model_dir
+    with open(out / "metrics.json", "w") as f:
+        json.dump(summary, f, indent=1)
 
-        if policy.has_adapters:  # merged: loads anywhere without PEFT; the adapters beside it
-            from fgrlhf.policy.lora import ADAPTERS_DIR, merged_model
 
-            save_model_dir(out / ADAPTERS_DIR, policy.model, policy.tokenizer)
-            save_model_dir(out / "policy", merged_model(policy.model), policy.tokenizer)
-        else:
-            save_model_dir(out / "policy", policy.model, policy.tokenizer)
+def save_policy(out: Path, policy) -> None:
+    """The final ``policy/`` folder: a LoRA policy's adapters merged into its weights (it loads
+    anywhere without PEFT), and the adapters alone in ``policy_adapters/``."""
+    from fgrlhf.toolkit.save import save_model_dir
+
+    if policy.has_adapters:
+        from fgrlhf.policy.lora import ADAPTERS_DIR, merged_model
+
+        save_model_dir(out / ADAPTERS_DIR, policy.model, policy.tokenizer)
+        save_model_dir(out / "policy", merged_model(policy.model), policy.tokenizer)
+    else:
+        save_model_dir(out / "policy", policy.model, policy.tokenizer)
 
 
 def release_accelerator(par) -> None:

@@ -52,12 +52,23 @@ def test_summary_averages_the_last_five_iterations_and_strips_eval_prefixes():
     history[3]["eval/relevance_ratio"] = 0.25
     history[5]["eval/relevance_ratio"] = 0.75
     summary = summarise(cfg, history, {"eval/relevance_ratio": 0.5}, processes=2, out=Path("/runs/x"))
-    assert summary["final"] == {"reward/total": 3.0}  # iterations 1-5; the keys of the first of them
+    assert summary["final"] == {"reward/total": 3.0}  # iterations 1-5; the keys all of them have
     assert summary["first"] == {"reward/total": 0.0}
     assert summary["eval"] == {"relevance_ratio": 0.75}  # the last evaluation
     assert summary["eval_initial"] == {"relevance_ratio": 0.5}
     assert (summary["reward"], summary["weights"], summary["processes"], summary["output"]) == \
         ("rules", {"length": 0.3}, 2, "/runs/x")
+
+
+def test_an_evaluation_at_the_start_of_the_last_five_is_not_averaged():
+    """Evaluated every 4 of 12 iterations, the last five (7-11) start with an evaluation that
+    the others lack: the mean is of what all five have, the evaluation reported as such."""
+    history = [{"reward/total": float(i)} for i in range(12)]
+    for it in (3, 7, 11):
+        history[it]["eval/avg_max_toxicity"] = it / 100
+    summary = summarise(PPORunConfig(iterations=12), history, None, processes=1, out=Path("."))
+    assert summary["final"] == {"reward/total": 9.0}
+    assert summary["eval"] == {"avg_max_toxicity": 0.11}
 
 
 def test_summary_of_a_run_without_iterations_or_evaluations():
