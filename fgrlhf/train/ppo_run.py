@@ -168,7 +168,7 @@ def _run(cfg: PPORunConfig, par, out: Path) -> dict[str, Any]:
     # 7. The policy first, so that nothing after it can lose what training made; then the
     # summary and the files that mark the run complete.
     if par.is_main and cfg.save_policy:
-        save_policy(out, trainer.policy)
+        save_final_policy(out, trainer.policy)
     summary = summarise(cfg, history, eval_initial, par.world, out)
     summary["alerts"] = {r.name: [i for i, m in enumerate(history) if m.get(f"alert/{r.name}")]
                          for r in cfg.alerts.rules}
@@ -509,9 +509,10 @@ def write_outputs(out: Path, summary: dict[str, Any]) -> None:
         json.dump(summary, f, indent=1)
 
 
-def save_policy(out: Path, policy) -> None:
+def save_final_policy(out: Path, policy) -> None:
     """The final ``policy/`` folder: a LoRA policy's adapters merged into its weights (it loads
-    anywhere without PEFT), and the adapters alone in ``policy_adapters/``."""
+    anywhere without PEFT), and the adapters alone in ``policy_adapters/`` beside it (where a
+    resume looks for them; ``fgrlhf.train.sft_run.save_policy`` keeps them inside the folder)."""
     from fgrlhf.toolkit.save import save_model_dir
 
     if policy.has_adapters:
