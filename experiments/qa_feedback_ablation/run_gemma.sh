@@ -15,14 +15,10 @@ make install reward-models
 here=experiments/qa_feedback_ablation
 main=${MAIN_OUT:-outputs/experiments/qa_feedback_main_gemma}
 out=${OUT:-outputs/experiments/qa_feedback_ablation_gemma}
-bin=.venv/bin
 seed=${SEED:-0}
 arms=${ARMS:-no_relevance no_factuality no_completeness}
 read -r -a shaping <<< "${SHAPING:-}"
-# The main comparison's monitor-only twin factuality judge, in training and evaluation.
-twin=(+reward.monitors.factuality_seed1._target_=fgrlhf.reward.learned.SegmentClassifierReward
-  +reward.monitors.factuality_seed1.checkpoint=$PWD/runs/rm/factuality_seed1
-  +reward.monitors.factuality_seed1.positive=0.5 +reward.monitors.factuality_seed1.negative=-0.5)
+source experiments/qa_feedback_main/gemma_common.sh  # bin, twin (R2's monitor-only twin), gemma_eval
 for arm in $arms; do
   category=${arm#no_}
   case $category in relevance|factuality|completeness) ;;
@@ -31,10 +27,7 @@ for arm in $arms; do
   # Hydra's ~ removes the reward model, its weight and any shaping of it.
   [ -f $run/metrics.json ] || $bin/fgrlhf-train experiment=qa_gemma_cpu seed=$seed "~reward.models.$category" \
     "~reward.weights.$category" "${shaping[@]}" "${twin[@]}" hydra.run.dir=$run
-  ev=$out/eval_${arm}_$seed
-  [ -f $ev/summary.json ] || $bin/fgrlhf-eval checkpoint=$run/policy part=test threads=1 task.prompt_format=causal \
-    task.max_prompt_tokens=384 task.tokenizer=$run/policy max_prompt_tokens=384 max_new_tokens=128 \
-    batch_size=6 "${twin[@]}" output=$ev hydra.run.dir=$ev
+  gemma_eval $run/policy $out/eval_${arm}_$seed
 done
 rows=(SFT=$main/eval_sft)
 for s in 0 1; do

