@@ -51,7 +51,7 @@ class EvalAppConfig(RuntimeConfig):
     questions: int | None = None  # the first N questions of the part (default all)
     batch_size: int = 8
     num_beams: int = 1  # 1: greedy answers (the paper's evaluation); more: beam search
-    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size twice in an answer
+    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size twice in an answer (prompt not counted)
     output: str | None = None  # default: the Hydra run folder
 
 

@@ -45,6 +45,8 @@ class SamplingConfig:
     top_p: float = 1.0
     temperature: float = 0.7
     num_samples: int = 1  # responses per prompt
+    # > 0: no n-gram of this many tokens twice within a response (``banned_ngram_tokens``);
+    # n-grams of the prompt stay allowed, so an answer may quote its passages.
     no_repeat_ngram_size: int = 0
     # EOS is suppressed until this many tokens (max_new_tokens: fixed-length continuations, as
     # detox evaluations use). Log-probs ignore the suppression, as they ignore the top-k cut.
@@ -100,6 +102,36 @@ def response_mask_from_ids(response_ids: Tensor, eos_id: int | None, pad_id: int
     # Tokens strictly after the first EOS have a positive count of EOS before them.
     eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # [B, T]
     return eos_before == 0
+
+
+def banned_ngram_tokens(tokens: Sequence[int], n: int) -> list[int]:
+    """The next tokens that would repeat an ``n``-gram already in ``tokens`` (one response's
+    ids so far): every token that followed an earlier occurrence of its last ``n - 1``."""
+    T = len(tokens)
+    if n < 1 or T < n - 1:
+        return []
+    tail = tuple(tokens[T - n + 1 :]) if n > 1 else ()
+    return [tokens[i + n - 1] for i in range(T - n + 1) if tuple(tokens[i : i + n - 1]) == tail]
+
+
+class ResponseNoRepeatNGram:
+    """A ``generate`` logits processor: no ``n``-gram twice within the generated tokens.
+
+    Hugging Face's ``no_repeat_ngram_size`` counts every id the model has read; for a causal
+    LM that includes the prompt, so it forbids quoting any n-gram of the passages, which is
+    not what the setting promises. Here the ids before column ``start`` (the left-padded
+    prompt of a causal LM; 0 for a seq2seq decoder, whose ids are its own) are never
+    counted."""
+
+    def __init__(self, n: int, start: int) -> None:
+        self.n, self.start = n, start
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:  # [B, L], [B, V]
+        for b, row in enumerate(input_ids[:, self.start :].tolist()):
+            banned = banned_ngram_tokens(row, self.n)
+            if banned:
+                scores[b, banned] = -float("inf")
+        return scores
 
 
 class Policy:
@@ -199,7 +231,11 @@ class Policy:
         if sampling.do_sample:
             kwargs.update(top_k=sampling.top_k, top_p=sampling.top_p, temperature=sampling.temperature)
         if sampling.no_repeat_ngram_size:
-            kwargs["no_repeat_ngram_size"] = sampling.no_repeat_ngram_size
+            from transformers import LogitsProcessorList
+
+            start = query_ids.shape[1] if self.kind == "causal" else 0
+            kwargs["logits_processor"] = LogitsProcessorList([ResponseNoRepeatNGram(sampling.no_repeat_ngram_size,
+                                                                                    start)])
         if sampling.min_new_tokens:
             kwargs["min_new_tokens"] = sampling.min_new_tokens
         if sampling.num_beams > 1:

@@ -92,26 +92,59 @@ def test_rollout_select_takes_rows_in_the_given_order():
         assert sub.truncated_prompts == 0
 
 
+def _response_rows(r: Rollout) -> list[list[int]]:
+    return [[t for t, keep in zip(row, mask) if keep] for row, mask in zip(r.response_ids.tolist(), r.response_mask.tolist())]
+
+
+def _repeats_a_bigram(r: Rollout) -> bool:
+    return any(len(set(zip(t, t[1:]))) < len(t) - 1 for t in _response_rows(r))
+
+
 @pytest.mark.parametrize("which", ["tiny_causal", "tiny_seq2seq"])
 def test_evaluation_decoding_options_reach_generate(request, which):
     """Beam search and the repeated-n-gram ban (fgrlhf-eval num_beams / no_repeat_ngram_size)
-    give what the model's own generate gives with them, padded after the first EOS."""
+    are applied, and responses are padded after the first EOS. For a seq2seq decoder the ban
+    is Hugging Face's own (its ids are the response); a causal LM's is checked against the
+    same ban applied by hand to the response tokens alone."""
     policy: Policy = request.getfixturevalue(which)
     cfg = SamplingConfig(max_new_tokens=12, do_sample=False, num_beams=3, no_repeat_ngram_size=2)
     rollout = policy.generate(PROMPTS, cfg)
-    out = policy.model.generate(input_ids=rollout.query_ids, attention_mask=rollout.query_mask.long(),
-                                max_new_tokens=12, do_sample=False, num_beams=3, no_repeat_ngram_size=2,
-                                pad_token_id=policy.tokenizer.pad_token_id, eos_token_id=policy.eos_id)
-    expected = out[:, rollout.query_ids.shape[1]:] if policy.kind == "causal" else out[:, 1:]
+    assert not _repeats_a_bigram(rollout)
     m = rollout.response_mask
     T = rollout.response_ids.shape[1]
-    assert torch.equal(rollout.response_ids[m], expected[:, :T][m])
+    if which == "tiny_seq2seq":
+        out = policy.model.generate(input_ids=rollout.query_ids, attention_mask=rollout.query_mask.long(),
+                                    max_new_tokens=12, do_sample=False, num_beams=3, no_repeat_ngram_size=2,
+                                    pad_token_id=policy.tokenizer.pad_token_id, eos_token_id=policy.eos_id)
+        assert torch.equal(rollout.response_ids[m], out[:, 1:][:, :T][m])
+    else:  # the random GPT-2 repeats itself greedily: the ban had work to do
+        assert _repeats_a_bigram(policy.generate(PROMPTS, SamplingConfig(max_new_tokens=12, do_sample=False)))
 
-    def repeats(r: Rollout) -> bool:
-        rows = [[t for t, keep in zip(row, mask) if keep] for row, mask in
-                zip(r.response_ids.tolist(), r.response_mask.tolist())]
-        return any(len(set(zip(t, t[1:]))) < len(t) - 1 for t in rows)
 
-    assert not repeats(rollout)
-    if which == "tiny_causal":  # the random GPT-2 repeats itself greedily: the ban had work to do
-        assert repeats(policy.generate(PROMPTS, SamplingConfig(max_new_tokens=12, do_sample=False)))
+def test_banned_ngram_tokens_are_those_that_would_repeat_an_ngram():
+    from fgrlhf.policy.model import banned_ngram_tokens
+
+    assert banned_ngram_tokens([5, 6, 7, 5], 2) == [6]  # (5, 6) seen: 6 may not follow 5 again
+    assert banned_ngram_tokens([5, 6, 7, 5, 9, 5], 2) == [6, 9]
+    assert banned_ngram_tokens([5, 6, 7, 5, 6], 3) == [7]
+    assert banned_ngram_tokens([5, 6, 7, 5, 8], 3) == []
+    assert sorted(banned_ngram_tokens([4, 3, 4], 1)) == [3, 4, 4]
+    assert banned_ngram_tokens([5], 3) == []
+
+
+def test_the_ngram_ban_leaves_the_prompt_quotable(tiny_causal):
+    """A causal LM reads prompt + response; the ban looks at the response alone, so an
+    answer may quote a phrase of its passages, but not repeat one of its own."""
+    from fgrlhf.policy.model import ResponseNoRepeatNGram
+
+    ban = ResponseNoRepeatNGram(2, start=3)
+    ids = torch.tensor([[7, 8, 9, 7, 1, 7],    # prompt 7 8 9; response 7 1 7: 1 may not follow 7 again
+                        [7, 8, 9, 4, 5, 7]])   # the prompt's (7, 8) does not count: 8 stays allowed
+    scores = ban(ids, torch.zeros(2, 12))
+    assert scores[0].isinf().nonzero().flatten().tolist() == [1]
+    assert not scores[1].isinf().any()
+    # Through generate: with the ban, a causal policy's responses hold no bigram twice,
+    # whatever its prompt holds.
+    prompts = ["a b a b a b a b", "the tower the tower the tower"]
+    rollout = tiny_causal.generate(prompts, SamplingConfig(max_new_tokens=16, do_sample=False, no_repeat_ngram_size=2))
+    assert not _repeats_a_bigram(rollout)
