@@ -42,7 +42,7 @@ class DPOPolicy:
 
 @dataclass
 class DPOAppConfig(RuntimeConfig):
-    RULES: ClassVar[dict[str, str]] = {"prompt_format": "in t5 causal"}
+    RULES: ClassVar[dict[str, str]] = {"prompt_format": "in t5 causal causal_qpq"}
 
     policy: DPOPolicy = field(default_factory=DPOPolicy)
     # t5 (the prompt file's text) | causal (question, passages capped by relevance to

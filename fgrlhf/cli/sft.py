@@ -46,7 +46,8 @@ class SFTAppConfig(RuntimeConfig):
     sft: SFTConfig = field(default_factory=SFTConfig)
     task: str = "qa_feedback"  # qa_feedback | rtp
     # qa_feedback: t5 (the prompt file's text) | causal (question, passages capped by relevance
-    # to policy.max_prompt_tokens, "Answer:"; fgrlhf.data.prompt_format)
+    # to policy.max_prompt_tokens, "Answer:"; fgrlhf.data.prompt_format) | causal_qpq (the
+    # question again before "Answer:")
     prompt_format: str = "t5"
     prompts_file: str = MISSING  # qa_feedback: prompts JSON; rtp: RTP JSON lines
     # qa_feedback: each train question's human-corrected answer (feedback_file's

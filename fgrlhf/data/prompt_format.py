@@ -2,7 +2,9 @@
 
 ``t5`` is the prompt file's own ``text`` (the paper's T5 input: ``question: … context:
 wikipage: … text: …``). ``causal`` is a layout a decoder-only LM continues naturally: the
-question first, then the passages, then ``Answer:``. With a token budget, the passages keep
+question first, then the passages, then ``Answer:``. ``causal_qpq`` repeats the question
+after the passages, just before ``Answer:``: a decoder-only LM reads the question again
+where it starts writing, rather than several hundred tokens back. With a token budget, the passages keep
 the sentences that share most words with the question (in their original order, titles
 always kept) until the budget is spent, so a long context is cut where it matters least
 rather than at its end.
@@ -13,7 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-PROMPT_FORMATS = ("t5", "causal")
+PROMPT_FORMATS = ("t5", "causal", "causal_qpq")
+CAUSAL_FORMATS = ("causal", "causal_qpq")  # laid out by causal_qa_prompt; capped in the policy's tokens
 _WORDS = re.compile(r"\w+")
 # Words too common to tell which sentence answers the question.
 _STOP = frozenset("a an the of in on at to for and or is was were are be by with from as that this what "
@@ -25,11 +28,13 @@ def _content_words(text: str) -> set[str]:
 
 
 def causal_qa_prompt(question: str, passages: Sequence[Sequence[str]], count_tokens: Callable[[str], int] | None = None,
-                     max_tokens: int | None = None) -> str:
-    """``Question: …`` / the passages (``[title, sentence, …]`` each) / ``Answer:``.
+                     max_tokens: int | None = None, repeat_question: bool = False) -> str:
+    """``Question: …`` / the passages (``[title, sentence, …]`` each) / ``Answer:``; with
+    ``repeat_question`` the ``Question: …`` line comes again before ``Answer:``.
 
     With ``max_tokens`` (measured by ``count_tokens``), sentences are kept by decreasing word
     overlap with the question (ties: earlier first) while the prompt fits."""
+    recap = f"\nQuestion: {question.strip()}" if repeat_question else ""
 
     def render(keep: set[tuple[int, int]] | None) -> str:
         blocks = []
@@ -37,7 +42,7 @@ def causal_qa_prompt(question: str, passages: Sequence[Sequence[str]], count_tok
             kept = [s.strip() for i, s in enumerate(sentences) if keep is None or (p, i) in keep]
             blocks.append(f"{title.strip()}: {' '.join(kept)}".rstrip() if kept else f"{title.strip()}:")
         body = "\n".join(blocks)
-        return f"Question: {question.strip()}\nPassages:\n{body}\nAnswer:"
+        return f"Question: {question.strip()}\nPassages:\n{body}{recap}\nAnswer:"
 
     full = render(None)
     if max_tokens is None or count_tokens is None or count_tokens(full) <= max_tokens:

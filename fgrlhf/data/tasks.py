@@ -27,7 +27,8 @@ def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None, prompt_f
                      max_prompt_tokens: int | None = None) -> list[TaskExample]:
     """QA-Feedback prompts (``train.json`` / ``dev.json`` / ``test.json`` format).
 
-    ``prompt_format``: ``t5`` keeps the file's own ``text``; ``causal`` lays the question and
+    ``prompt_format``: ``t5`` keeps the file's own ``text``; ``causal`` (and ``causal_qpq``,
+    the question again after the passages) lays the question and
     passages out for a decoder-only LM (``fgrlhf.data.prompt_format.causal_qa_prompt``),
     keeping the sentences most relevant to the question within ``max_prompt_tokens`` as
     ``count_tokens`` measures them."""
@@ -46,7 +47,8 @@ def qa_feedback_task(prompts_file: str | Path, sentence_segmenter=None, prompt_f
             title = str(psg.get("wikipage", ""))
             passages.append([title, *(content[s:e] for s, e in seg(content))])
         text = p.text if prompt_format == "t5" else causal_qa_prompt(p.question, passages, count_tokens,
-                                                                        max_prompt_tokens)
+                                                                        max_prompt_tokens,
+                                                                        repeat_question=prompt_format == "causal_qpq")
         out.append(TaskExample(text, {"question": p.question, "passages": passages, "references": p.references}))
     return out
 

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fgrlhf.data.prompt_format import CAUSAL_FORMATS
+
 
 def reward_values(rewards) -> dict[str, tuple[float, float] | float]:
     """What each segment earns in training, per category, for the HTML report: (error-free,
@@ -63,7 +65,7 @@ def check_prompt_format(policy_path: str, prompt_format: str) -> None:
     if recorded is None or recorded[0] == prompt_format:
         return
     fix = f"task.prompt_format={recorded[0]}"
-    if recorded[0] == "causal":
+    if recorded[0] in CAUSAL_FORMATS:
         fix += f" task.tokenizer={policy_path} task.max_prompt_tokens=N max_prompt_tokens=N (N: its training cap)"
     raise ConfigError(f"{policy_path} was trained on prompt_format={recorded[0]!r} prompts ({recorded[1]}) but "
                       f"task.prompt_format={prompt_format!r}: its answers would be to prompts it never saw. "

@@ -21,13 +21,14 @@ class TaskConfig:
     the SFT policy and the toxicity scorer."""
 
     RULES: ClassVar[dict[str, str]] = {"name": "in qa_feedback rtp", "prompts_per_iteration": "> 0",
-                                       "prompt_format": "in t5 causal", "max_prompt_tokens": "> 0"}
+                                       "prompt_format": "in t5 causal causal_qpq", "max_prompt_tokens": "> 0"}
 
     name: str = "qa_feedback"  # qa_feedback | rtp
     prompts_file: str = MISSING
     prompts_per_iteration: int = 8
     # qa_feedback: how a question is shown (fgrlhf.data.prompt_format): t5 (the prompt file's
-    # text) | causal (question, passages, "Answer:"; for decoder-only policies)
+    # text) | causal (question, passages, "Answer:"; for decoder-only policies) | causal_qpq
+    # (the same with the question again before "Answer:")
     prompt_format: str = "t5"
     # causal: passages keep their sentences most relevant to the question while the prompt
     # fits this many tokens of `tokenizer` (null: no cap)

@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fgrlhf.config import SplitConfig
+from fgrlhf.data.prompt_format import CAUSAL_FORMATS
 from fgrlhf.paths import PROJECT_ROOT, run_dir
 
 DEFAULT_INIT = "runs/sft/minilm_seq2seq"  # what fgrlhf-sft writes by default
@@ -95,7 +96,7 @@ def run(cfg) -> dict[str, Any]:
     source = policy_source(cfg.policy.init)
     check_writable(out.parent)
     count_tokens = None
-    if cfg.prompt_format == "causal":  # the cap is measured in the policy's own tokens
+    if cfg.prompt_format in CAUSAL_FORMATS:  # the cap is measured in the policy's own tokens
         from transformers import AutoTokenizer
 
         from fgrlhf.train.tasks import token_counter

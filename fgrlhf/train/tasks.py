@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fgrlhf.config import SplitConfig
+from fgrlhf.data.prompt_format import CAUSAL_FORMATS
 from fgrlhf.train.config import TaskConfig
 
 
@@ -42,9 +43,10 @@ def prompt_token_counter(task: TaskConfig) -> Callable[[str], int] | None:
         return None
     from fgrlhf.errors import ConfigError
 
-    if task.prompt_format != "causal":
+    if task.prompt_format not in CAUSAL_FORMATS:
         raise ConfigError(f"task.max_prompt_tokens={task.max_prompt_tokens} caps causal prompts only "
-                          f"(task.prompt_format=causal); the {task.prompt_format} format is the prompt file's text")
+                          f"(task.prompt_format={'|'.join(CAUSAL_FORMATS)}); the {task.prompt_format} format "
+                          f"is the prompt file's text")
     if not task.tokenizer:
         raise ConfigError("task.max_prompt_tokens needs task.tokenizer: the policy's checkpoint, whose "
                           "tokenizer measures the prompts (e.g. task.tokenizer=${policy.init})")
