@@ -6,6 +6,7 @@
     fgrlhf-sft policy.init=t5-large prompts_file=/data/qa_feedback/train.json device=cuda
     fgrlhf-sft --config-name sft_rtp             # the detox policy: tiny GPT-2 on RTP text
     fgrlhf-sft corrected_answers=true            # + the human-corrected answers as targets
+    fgrlhf-sft preferred_predictions=true        # + each question's most-preferred prediction
 
 ``task=qa_feedback`` trains on the train questions of the split every app draws
 (``split.seed``, ``split.dev_questions``, ``split.test_questions``) and measures the dev
@@ -53,7 +54,11 @@ class SFTAppConfig(RuntimeConfig):
     # qa_feedback: each train question's human-corrected answer (feedback_file's
     # corrected-prediction) as a further target beside its reference; dev keeps the references.
     corrected_answers: bool = False
-    feedback_file: str | None = None  # with corrected_answers: the QA-Feedback feedback JSON
+    # qa_feedback: each train question's most-preferred prediction (most wins among its 6
+    # pairwise human judgements; fgrlhf.train.sft_run.preferred_prediction) as a further target.
+    preferred_predictions: bool = False
+    # with corrected_answers / preferred_predictions: the QA-Feedback feedback JSON
+    feedback_file: str | None = None
     output: str | None = None  # default: runs/sft/<policy.init>
     split: SplitConfig = field(default_factory=SplitConfig)
     dev_fraction: float = 0.05  # rtp: pairs held out for the dev loss

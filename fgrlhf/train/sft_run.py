@@ -28,8 +28,8 @@ from fgrlhf.paths import PROJECT_ROOT, run_dir
 
 def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig, dev_fraction: float = 0.05,
               prompt_format: str = "t5", count_tokens: Callable[[str], int] | None = None,
-              max_prompt_tokens: int | None = None, corrected_from: str | Path | None = None
-              ) -> dict[str, list[tuple[str, str]]]:
+              max_prompt_tokens: int | None = None, corrected_from: str | Path | None = None,
+              preferred_from: str | Path | None = None) -> dict[str, list[tuple[str, str]]]:
     """``{"train": [...], "dev": [...]}`` (prompt, answer) pairs of ``task``: the train and dev
     questions of QA-Feedback, or RTP records outside the evaluation prompts' groups with
     ``dev_fraction`` of them (at least one) held out for the dev loss. QA-Feedback prompts
@@ -37,7 +37,8 @@ def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig, dev_fract
     keeps the passages' sentences most relevant to the question within ``max_prompt_tokens``
     as ``count_tokens`` measures them), exactly as the PPO task shows them. With
     ``corrected_from`` (a QA-Feedback feedback file), each train question's human-corrected
-    answer follows its reference as a second pair; dev keeps the references alone."""
+    answer follows its reference as a further pair; with ``preferred_from``, so does its
+    most-preferred prediction (``preferred_prediction``); dev keeps the references alone."""
     if task == "qa_feedback":
         from fgrlhf.data.split import split_by_question
         from fgrlhf.data.tasks import qa_prompt_texts
@@ -48,14 +49,16 @@ def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig, dev_fract
                                   source=str(prompts_file))
         pairs = {part: [(texts[i], answers[i]) for i in getattr(parts, part) if answers[i] is not None]
                  for part in ("train", "dev")}
-        if corrected_from is not None:
-            corrected = corrected_answers(corrected_from, questions, parts.train)
+        extra = [feedback_targets(path, questions, parts.train, pick, option)
+                 for path, pick, option in ((corrected_from, corrected_answer, "corrected_answers"),
+                                            (preferred_from, preferred_prediction, "preferred_predictions"))
+                 if path is not None]
+        if extra:
             train = []
-            for i in parts.train:  # a question's two targets side by side (the batches are shuffled)
+            for i in parts.train:  # a question's targets side by side (the batches are shuffled)
                 if answers[i] is not None:
                     train.append((texts[i], answers[i]))
-                if i in corrected:
-                    train.append((texts[i], corrected[i]))
+                train.extend((texts[i], targets[i]) for targets in extra if i in targets)
             pairs["train"] = train
         return pairs
     if task == "rtp":
@@ -73,20 +76,41 @@ def sft_pairs(task: str, prompts_file: str | Path, split: SplitConfig, dev_fract
     raise ConfigError(f"task={task!r}: one of qa_feedback, rtp")
 
 
-def corrected_answers(feedback_file: str | Path, questions: list[str], indices) -> dict[int, str]:
-    """The human-corrected answer of each question at ``indices`` (``questions[i]``) from
-    ``feedback_file``, where it has one (8 of the 400 bundled records leave it empty); a
-    question missing from the file is an error: it is not the file the prompts belong to."""
+def corrected_answer(example) -> str:
+    """A QA-Feedback record's human-corrected answer (8 of the 400 bundled records leave it
+    empty)."""
+    return example.feedback.corrected
+
+
+def preferred_prediction(example) -> str:
+    """The prediction that wins most of a QA-Feedback record's 6 pairwise human judgements
+    (ties: the lower-numbered one; all ties: ``prediction 1``). The predictions are the
+    paper's SFT policy's samples, so this is the answer annotators liked best among them."""
+    from fgrlhf.data import PREFERENCE_PAIRS
+
+    wins = [0] * len(example.predictions)
+    for (a, b), verdict in zip(PREFERENCE_PAIRS, example.preference):
+        if verdict:
+            wins[(a if verdict == 1 else b) - 1] += 1
+    return example.predictions[max(range(len(wins)), key=lambda j: (wins[j], -j))]
+
+
+def feedback_targets(feedback_file: str | Path, questions: list[str], indices, pick: Callable[[Any], str],
+                     option: str) -> dict[int, str]:
+    """``pick(record)`` of each question at ``indices`` (``questions[i]``) from
+    ``feedback_file``, where it is not blank; a question missing from the file is an error
+    (naming ``option``): it is not the file the prompts belong to."""
     from fgrlhf.data import load_feedback
 
-    by_question = {ex.question: ex.feedback.corrected for ex in load_feedback(feedback_file)}
+    by_question = {ex.question: ex for ex in load_feedback(feedback_file)}
     out = {}
     for i in indices:
         if questions[i] not in by_question:
             raise ConfigError(f"{feedback_file} has no record for train question {i} ({questions[i][:60]!r}): "
-                              f"corrected_answers=true needs the feedback file of the same questions")
-        if by_question[questions[i]].strip():
-            out[i] = by_question[questions[i]]
+                              f"{option}=true needs the feedback file of the same questions")
+        target = pick(by_question[questions[i]])
+        if target.strip():
+            out[i] = target
     return out
 
 
@@ -106,8 +130,9 @@ def run(cfg) -> dict[str, Any]:
     # Before any work: the initial policy exists, the outputs can be written, no other run writes here.
     if cfg.policy.init not in LOCAL_INITS:
         model_source(cfg.policy.init, "initial policy (policy.init)")
-    if cfg.corrected_answers and (cfg.task != "qa_feedback" or not cfg.feedback_file):
-        raise ConfigError("corrected_answers=true: needs task=qa_feedback and a feedback_file")
+    for option in ("corrected_answers", "preferred_predictions"):
+        if getattr(cfg, option) and (cfg.task != "qa_feedback" or not cfg.feedback_file):
+            raise ConfigError(f"{option}=true: needs task=qa_feedback and a feedback_file")
     check_writable(out.parent, "output's folder")
     with RunLock(run_dir(), "fgrlhf-sft"):
         set_up_runtime(cfg.threads)
@@ -118,7 +143,8 @@ def run(cfg) -> dict[str, Any]:
         # cutting the end instead would cut the "Answer:" cue.
         pairs = sft_pairs(cfg.task, cfg.prompts_file, cfg.split, cfg.dev_fraction, cfg.prompt_format,
                           token_counter(policy.tokenizer), cfg.policy.max_prompt_tokens,
-                          cfg.feedback_file if cfg.corrected_answers else None)
+                          cfg.feedback_file if cfg.corrected_answers else None,
+                          cfg.feedback_file if cfg.preferred_predictions else None)
         if not pairs["train"]:
             raise ConfigError(f"{cfg.prompts_file}: no (prompt, answer) pair to train on (task={cfg.task})")
         return _train(cfg, policy, pairs, out, device)
@@ -138,7 +164,8 @@ def _train(cfg, policy, pairs: dict[str, list[tuple[str, str]]], out: Path, devi
     logger.close()
     record = {"init": cfg.policy.init, "kind": policy.kind, "task": cfg.task, "split_seed": cfg.split.seed,
               "prompt_format": cfg.prompt_format, "max_prompt_tokens": cfg.policy.max_prompt_tokens,
-              "corrected_answers": cfg.corrected_answers, "sft": plain_config(cfg.sft), "lora": plain_config(cfg.policy.lora),
+              "corrected_answers": cfg.corrected_answers, "preferred_predictions": cfg.preferred_predictions,
+              "sft": plain_config(cfg.sft), "lora": plain_config(cfg.policy.lora),
               "history": history}
     # An output folder that cannot be written keeps the fine-tuned policy in a rescue folder.
     save_or_rescue(out, lambda folder: save_policy(folder, policy, {"fgrlhf_sft.json": record}), "fgrlhf-sft")
