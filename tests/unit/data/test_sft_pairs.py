@@ -49,3 +49,45 @@ def test_corrected_answers_join_the_train_pairs_only(tmp_path):
     short.write_text(json.dumps(records[:100]))
     with pytest.raises(ConfigError, match=f"{short} has no record for train question"):
         sft_pairs("qa_feedback", prompts, SplitConfig(), corrected_from=short)
+
+
+def test_the_preferred_prediction_wins_most_judgements():
+    from types import SimpleNamespace
+
+    from fgrlhf.train.sft_run import preferred_prediction
+
+    def record(preference):
+        return SimpleNamespace(predictions=["p1", "p2", "p3", "p4"], preference=preference)
+
+    # Judgements in the order 1v2, 1v3, 1v4, 2v3, 2v4, 3v4 (1: the first wins, 2: the second, 0: tie).
+    assert preferred_prediction(record([2, 2, 2, 1, 1, 0])) == "p2"  # p2 wins 3
+    assert preferred_prediction(record([1, 2, 2, 2, 0, 1])) == "p3"  # p3 wins 3, p1 and p4 1 each
+    assert preferred_prediction(record([0, 0, 0, 0, 0, 0])) == "p1"  # all ties: the first
+    assert preferred_prediction(record([2, 1, 0, 0, 2, 0])) == "p1"  # p1, p2, p4 win 1 each: the lowest
+    assert preferred_prediction(record([0, 0, 2, 0, 0, 2])) == "p4"  # p4 wins 2
+
+
+def test_preferred_predictions_join_the_train_pairs_beside_the_corrected_answers():
+    from fgrlhf.data import load_feedback
+    from fgrlhf.train.sft_run import preferred_prediction
+
+    prompts, feedback = DATA_DIR / "qa_feedback" / "prompts.json", DATA_DIR / "qa_feedback" / "feedback.json"
+    plain = sft_pairs("qa_feedback", prompts, SplitConfig())
+    preferred = sft_pairs("qa_feedback", prompts, SplitConfig(), preferred_from=feedback)
+    both = sft_pairs("qa_feedback", prompts, SplitConfig(), corrected_from=feedback, preferred_from=feedback)
+    records = {ex.question: ex for ex in load_feedback(feedback)}
+    assert preferred["dev"] == plain["dev"] and len(preferred["train"]) == 600  # no prediction is blank
+    # Each train question: its reference, then its preferred prediction, under one prompt.
+    for (p_ref, ref), (p_pref, pref), (p_plain, plain_ref) in zip(preferred["train"][::2], preferred["train"][1::2],
+                                                                   plain["train"]):
+        assert p_ref == p_pref == p_plain and ref == plain_ref
+        assert pref in records_predictions(records)
+    assert 880 <= len(both["train"]) < 900  # + the corrected answers (a few records leave them empty)
+    assert {a for _, a in preferred["train"]} <= {a for _, a in both["train"]}
+    # The pick is the rule's: the prediction with most wins.
+    chosen = {preferred_prediction(ex) for ex in records.values()}
+    assert {a for _, a in preferred["train"][1::2]} <= chosen
+
+
+def records_predictions(records) -> set[str]:
+    return {p for ex in records.values() for p in ex.predictions}
