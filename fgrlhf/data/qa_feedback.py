@@ -26,6 +26,18 @@ NUM_PREDICTIONS = 4
 PREFERENCE_PAIRS = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
 
 
+def judged_pairs(preference: list[int]) -> list[tuple[int, int]]:
+    """``(preferred, other)`` 0-based prediction indices of each judgement that is not a tie,
+    in ``PREFERENCE_PAIRS`` order (``preference``: 1 the first wins, 2 the second, 0 tie)."""
+    out = []
+    for (a, b), judgement in zip(PREFERENCE_PAIRS, preference):
+        if judgement == 1:
+            out.append((a - 1, b - 1))
+        elif judgement == 2:
+            out.append((b - 1, a - 1))
+    return out
+
+
 def error_family(error_type: str) -> str:
     """``relevance`` or ``factuality``: the reward model an error type belongs to."""
     if error_type in RELEVANCE_ERRORS:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fgrlhf.data.qa_feedback import PREFERENCE_PAIRS, FeedbackExample
+from fgrlhf.data.qa_feedback import FeedbackExample, judged_pairs
 from fgrlhf.segment import Granularity, MultiGranularitySegmenter, Span
 from fgrlhf.segment.words import containment, word_bag
 
@@ -186,12 +186,7 @@ def grounding_evidence(explanation: str) -> list[tuple[int, int]]:
 def preference_examples(data: Sequence[FeedbackExample]) -> list[RankingExample]:
     out = []
     for ex in data:
-        pairs = []
-        for (a, b), judgement in zip(PREFERENCE_PAIRS, ex.preference):
-            if judgement == 1:
-                pairs.append((a - 1, b - 1))
-            elif judgement == 2:
-                pairs.append((b - 1, a - 1))
+        pairs = judged_pairs(ex.preference)
         if pairs:
             out.append(RankingExample(ex.index, ex.question, ex.passages, list(ex.predictions), pairs))
     return out

@@ -86,12 +86,11 @@ def preferred_prediction(example) -> str:
     """The prediction that wins most of a QA-Feedback record's 6 pairwise human judgements
     (ties: the lower-numbered one; all ties: ``prediction 1``). The predictions are the
     paper's SFT policy's samples, so this is the answer annotators liked best among them."""
-    from fgrlhf.data import PREFERENCE_PAIRS
+    from fgrlhf.data.qa_feedback import judged_pairs
 
     wins = [0] * len(example.predictions)
-    for (a, b), verdict in zip(PREFERENCE_PAIRS, example.preference):
-        if verdict:
-            wins[(a if verdict == 1 else b) - 1] += 1
+    for winner, _ in judged_pairs(example.preference):
+        wins[winner] += 1
     return example.predictions[max(range(len(wins)), key=lambda j: (wins[j], -j))]
 
 

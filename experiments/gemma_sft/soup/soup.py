@@ -21,18 +21,18 @@ from safetensors.torch import load_file, save_file
 
 def main(out: str, ckpts: list[str]) -> None:
     dirs = [Path(c) for c in ckpts]
-    total = None
+    total, dtype = None, None
     for d in dirs:
         sd = load_file(str(d / "model.safetensors"))
         if total is None:
             total = {k: v.double() for k, v in sd.items()}
+            dtype = {k: v.dtype for k, v in sd.items()}
         else:
             if sd.keys() != total.keys():
                 raise SystemExit(f"{d}: its weights are not those of {dirs[0]}")
             for k, v in sd.items():
                 total[k] += v.double()
-    dtype = load_file(str(dirs[0] / "model.safetensors"))
-    soup = {k: (v / len(dirs)).to(dtype[k].dtype).contiguous() for k, v in total.items()}
+    soup = {k: (v / len(dirs)).to(dtype[k]).contiguous() for k, v in total.items()}
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "fgrlhf_sft.json"):

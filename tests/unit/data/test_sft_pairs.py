@@ -76,18 +76,15 @@ def test_preferred_predictions_join_the_train_pairs_beside_the_corrected_answers
     preferred = sft_pairs("qa_feedback", prompts, SplitConfig(), preferred_from=feedback)
     both = sft_pairs("qa_feedback", prompts, SplitConfig(), corrected_from=feedback, preferred_from=feedback)
     records = {ex.question: ex for ex in load_feedback(feedback)}
+    predictions = {p for ex in records.values() for p in ex.predictions}
     assert preferred["dev"] == plain["dev"] and len(preferred["train"]) == 600  # no prediction is blank
     # Each train question: its reference, then its preferred prediction, under one prompt.
     for (p_ref, ref), (p_pref, pref), (p_plain, plain_ref) in zip(preferred["train"][::2], preferred["train"][1::2],
                                                                    plain["train"]):
         assert p_ref == p_pref == p_plain and ref == plain_ref
-        assert pref in records_predictions(records)
+        assert pref in predictions
     assert 880 <= len(both["train"]) < 900  # + the corrected answers (a few records leave them empty)
     assert {a for _, a in preferred["train"]} <= {a for _, a in both["train"]}
     # The pick is the rule's: the prediction with most wins.
     chosen = {preferred_prediction(ex) for ex in records.values()}
     assert {a for _, a in preferred["train"][1::2]} <= chosen
-
-
-def records_predictions(records) -> set[str]:
-    return {p for ex in records.values() for p in ex.predictions}
