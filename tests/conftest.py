@@ -75,6 +75,16 @@ def tiny_gpt2_dir(tmp_path_factory, qa_feedback):
 
 
 @pytest.fixture(scope="session")
+def tiny_gemma_dir(tmp_path_factory, qa_feedback):
+    """A 2-layer random ``Gemma3ForCausalLM`` (the real model's shape and layer types) with a
+    600-token BPE trained on bundled answers."""
+    from fgrlhf.policy.gemma import build_tiny_gemma3
+
+    texts = [p for ex in qa_feedback[:40] for p in ex.predictions]
+    return build_tiny_gemma3(tmp_path_factory.mktemp("tiny_gemma"), texts, vocab_size=600)
+
+
+@pytest.fixture(scope="session")
 def tiny_seq2seq_dir(tmp_path_factory, tiny_bert_dir, minilm_tokenizer):
     """A 2+2-layer BERT encoder-decoder, saved: [CLS] starts decoding, [SEP] ends it."""
     import torch

@@ -1,12 +1,14 @@
 """Reward-model inputs: question, optional evidence, and the answer with a separator token
 before every segment.
 
-Layout (token ids; ``[CLS]``/``[SEP]`` stand for the tokenizer's own specials)::
+Layout (token ids; ``[CLS]``/``[SEP]`` stand for the tokenizer's own specials: a decoder's
+``<bos>`` where it has no ``[CLS]``, its ``<eos>`` where it has no ``[SEP]``)::
 
     [CLS] question: <question> context: <evidence sentences> answer: [SEP] seg_1 [SEP] seg_2 ... [SEP]
 
 A token-classification reward model reads the hidden state at the separator in front of each
-segment; a sequence reward model reads the whole input.
+segment (over a decoder, which reads left to right, at the separator after it:
+``fgrlhf.reward.learned.CausalTokenClassifier``); a sequence reward model reads the whole input.
 
 Truncation never silently drops the answer:
 1. the question is cut to ``max_question_tokens``;
@@ -73,7 +75,7 @@ class SeparatorEncoder:
         if sep is None:
             raise ValueError("the reward tokenizer has no separator token; set sep_token")
         self.sep_id = tokenizer.convert_tokens_to_ids(sep)
-        self.bos = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
+        self.bos = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else adds_bos(tokenizer)
         self.eos = [self.sep_id]
         self._q_prefix = self._ids("question:")
         self._c_prefix = self._ids("context:")
@@ -152,6 +154,14 @@ class SeparatorEncoder:
         """One input for a sequence-level model: the answer as a single segment (its separator
         marks where the answer starts), never cut unless it alone exceeds the window."""
         return self.encode(question, answer, [(0, len(answer))] if answer.strip() else [], evidence)[0]
+
+
+def adds_bos(tokenizer) -> list[int]:
+    """``[bos]`` if the tokenizer starts its inputs with one (Gemma, Llama: their decoders
+    were trained with it and drift without it), else ``[]`` (GPT-2)."""
+    bos = tokenizer.bos_token_id
+    ids = tokenizer("a")["input_ids"]
+    return [bos] if bos is not None and ids and ids[0] == bos else []
 
 
 def passage_evidence(passages: Sequence[Sequence[str]]) -> list[str]:

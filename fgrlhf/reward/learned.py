@@ -153,6 +153,109 @@ class MeanPoolScorer(torch.nn.Module):
         save_file({k: v.contiguous() for k, v in self.score.state_dict().items()}, Path(path) / self.HEAD_FILE)
 
 
+def is_causal_trunk(config) -> bool:
+    """Whether a backbone reads left to right only (a decoder LM: Gemma, Llama, GPT-2, ...)
+    rather than both ways (BERT, RoBERTa, Longformer, DeBERTa, ...). Encoders are among the
+    masked-LM architectures of transformers; decoders only among the causal-LM ones."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = config.model_type
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def closing_separators(input_ids: Tensor, attention_mask: Tensor, sep_id: int) -> Tensor:
+    """``[N, L]``: for every position, the first separator after it among the real tokens
+    (the position itself where none follows)."""
+    n, width = input_ids.shape
+    pos = torch.arange(width, device=input_ids.device).expand(n, width)  # [N, L]
+    at = torch.where((input_ids == sep_id) & attention_mask.bool(), pos, torch.full_like(pos, width))
+    from_here = at.flip(-1).cummin(dim=-1).values.flip(-1)  # [N, L]: first separator at or after p
+    after = torch.cat([from_here[:, 1:], torch.full_like(from_here[:, :1], width)], dim=1)  # [N, L]: after p
+    return torch.where(after < width, after, pos)
+
+
+class CausalTokenClassifier(torch.nn.Module):
+    """A segment classifier (R1/R2) over a causal trunk, e.g. Gemma 3.
+
+    ``SeparatorEncoder`` puts a separator in front of every segment and the segment models
+    read their logits there. An encoder's state at that separator has read the whole input;
+    a decoder's has read nothing of the segment it opens. So this head reads each segment at
+    the separator that closes it (the next one; the last segment's is the closing separator
+    every window ends with), and returns those logits at the opening separator's position:
+    callers index ``sep_positions`` whatever the trunk. Saved as the trunk's Hugging Face
+    checkpoint plus ``token_head.safetensors`` (the head, with the separator id and the
+    number of labels in its metadata).
+    """
+
+    HEAD_FILE = "token_head.safetensors"
+
+    def __init__(self, encoder, num_labels: int, sep_token_id: int) -> None:
+        super().__init__()
+        self.encoder = encoder  # the trunk; named like MeanPoolScorer's for trunk_name and LoRA
+        self.score = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+        self.sep_token_id = sep_token_id
+
+    @property
+    def base_model(self):
+        return self.encoder
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor):
+        from types import SimpleNamespace
+
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              use_cache=False).last_hidden_state  # [N, L, H]
+        logits = self.score(hidden)  # [N, L, C]
+        at = closing_separators(input_ids, attention_mask, self.sep_token_id)  # [N, L]
+        return SimpleNamespace(logits=logits.gather(1, at.unsqueeze(-1).expand(-1, -1, logits.shape[-1])))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, num_labels: int = 2,
+                        sep_token_id: int | None = None) -> CausalTokenClassifier:
+        """From a classifier checkpoint, or from a bare causal LM (the head is then new and
+        ``sep_token_id`` is required)."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        head = Path(path) / cls.HEAD_FILE
+        if head.exists():
+            with safe_open(str(head), framework="pt") as f:
+                info = f.metadata() or {}
+            num_labels, sep_token_id = int(info["num_labels"]), int(info["sep_token_id"])
+        elif sep_token_id is None:
+            raise ValueError(f"{path} has no {cls.HEAD_FILE}: a new head needs sep_token_id")
+        model = cls(AutoModel.from_pretrained(path), num_labels, sep_token_id)
+        if head.exists():
+            model.score.load_state_dict(load_file(head))
+        return model
+
+    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
+        from safetensors.torch import save_file
+
+        self.encoder.save_pretrained(path, safe_serialization=safe_serialization)
+        save_file({k: v.contiguous() for k, v in self.score.state_dict().items()}, Path(path) / self.HEAD_FILE,
+                  metadata={"num_labels": str(self.score.out_features), "sep_token_id": str(self.sep_token_id)})
+
+
+def load_token_classifier(path: str | Path, sep_token_id: int | None = None):
+    """An R1/R2 classifier (label 1 = error) from ``path``: a ``CausalTokenClassifier``
+    checkpoint, a new one over a causal LM, else Hugging Face's token classifier (a new head
+    over an encoder, or its trained checkpoint)."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    if (Path(path) / CausalTokenClassifier.HEAD_FILE).exists() or is_causal_trunk(AutoConfig.from_pretrained(path)):
+        return CausalTokenClassifier.from_pretrained(path, 2, sep_token_id)
+    return AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1})
+
+
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Right-pad id lists: ``input_ids``, ``attention_mask`` ``[N, L]``."""
     width = max(len(s) for s in seqs)
@@ -197,7 +300,7 @@ def _evidence(meta: RMMetadata, record: dict[str, Any]) -> list[str]:
 class _Loaded:
     """Loads the checkpoint, tokenizer and metadata; frozen, eval mode, chosen device."""
 
-    def __init__(self, checkpoint: str | Path, model_cls, device: str | None, batch_size: int,
+    def __init__(self, checkpoint: str | Path, load, device: str | None, batch_size: int,
                  bf16: bool | None = None) -> None:
         from transformers import AutoTokenizer
 
@@ -209,7 +312,7 @@ class _Loaded:
         self.device = torch.device(device) if device else default_device()
         with loading(source, "reward-model checkpoint"):
             self.tokenizer = AutoTokenizer.from_pretrained(source)
-            model = model_cls.from_pretrained(source)
+            model = load(source)
         self.model = model.to(self.device).eval()
         self.model.requires_grad_(False)
         self.encoder = SeparatorEncoder(self.tokenizer, self.meta.max_length, self.meta.max_question_tokens)
@@ -228,9 +331,7 @@ class SegmentClassifierReward(_Loaded):
     def __init__(self, checkpoint: str | Path, positive: float = 0.3, negative: float = -0.3,
                  mode: Literal["label", "expected"] = "label", device: str | None = None,
                  batch_size: int = 16, bf16: bool | None = None) -> None:
-        from transformers import AutoModelForTokenClassification
-
-        super().__init__(checkpoint, AutoModelForTokenClassification, device, batch_size, bf16)
+        super().__init__(checkpoint, load_token_classifier, device, batch_size, bf16)
         if self.meta.kind != "segment":
             raise ValueError(f"{checkpoint} holds a {self.meta.kind} model, not a segment classifier")
         if mode not in ("label", "expected"):
@@ -285,7 +386,7 @@ class SequenceReward(_Loaded):
 
     def __init__(self, checkpoint: str | Path, scale: float = 1.0, normalize: bool = True,
                  device: str | None = None, batch_size: int = 16, bf16: bool | None = None) -> None:
-        super().__init__(checkpoint, MeanPoolScorer, device, batch_size, bf16)
+        super().__init__(checkpoint, MeanPoolScorer.from_pretrained, device, batch_size, bf16)
         if self.meta.kind != "sequence":
             raise ValueError(f"{checkpoint} holds a {self.meta.kind} model, not a sequence reward model")
         self.scale, self.normalize = scale, normalize

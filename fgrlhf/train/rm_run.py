@@ -152,12 +152,10 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
     t0 = time.time()
     torch.manual_seed(spec.optim.seed)  # the new head's initialisation is part of the run
     if kind == "segment":
-        from transformers import AutoModelForTokenClassification
+        from fgrlhf.reward.learned import load_token_classifier
 
         with loading(backbone, "backbone"):
-            model = AutoModelForTokenClassification.from_pretrained(
-                backbone, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1}
-            ).to(device)
+            model = load_token_classifier(backbone, encoder.sep_id).to(device)
         trainable = with_adapters(model, spec.lora)
         read = T.evidence_reader(spec.use_passages, spec.evidence, spec.evidence_k)
         tr = T.segment_windows(encoder, train_ex, read, spec.evidence_from_labels)
@@ -244,12 +242,12 @@ def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, An
     examples (a part of the split it was trained with, or ``all``). With ``cfg.ensemble``,
     of the mean of its and those checkpoints' P(error) (segment models) or standardised
     scores (sequence models), as ``fgrlhf.reward.ensemble`` scores."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint
     from fgrlhf.reward.encoding import SeparatorEncoder
     from fgrlhf.reward.ensemble import mean_rows
-    from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata
+    from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata, load_token_classifier
     from fgrlhf.toolkit.load import loading
     from fgrlhf.train import rm as T
 
@@ -271,7 +269,7 @@ def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, An
     for path, meta in zip(paths, metas):
         with loading(path, "reward-model checkpoint"):
             tokenizer = AutoTokenizer.from_pretrained(path)
-            model = (AutoModelForTokenClassification if is_segment else MeanPoolScorer).from_pretrained(path)
+            model = (load_token_classifier if is_segment else MeanPoolScorer.from_pretrained)(path)
         model = model.to(device)
         encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
         pad_id = tokenizer.pad_token_id or 0

@@ -136,3 +136,28 @@ def test_lora_reward_models_save_merged_checkpoints(tmp_path, tiny_bert_dir, sma
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
     assert res.returncode != 0 and "rm.optim.freeze_layers=2 with rm.lora" in res.stderr
+
+
+def test_a_decoder_backbone_trains_r1_with_adapters_and_scores_as_it_was_evaluated(
+        tmp_path, tiny_gemma_dir, small_feedback_file, qa_feedback):
+    """R1 over a causal LM (Gemma 3's layout): the checkpoint holds the merged trunk and its
+    token head; evaluating it again reproduces training's test figures; the reward loads it."""
+    from transformers import AutoTokenizer
+
+    ckpt = tmp_path / "r1"
+    summary, res = _rm(tmp_path, "rm=relevance", f"backbone={tiny_gemma_dir}", f"checkpoint={ckpt}",
+                       f"feedback_file={small_feedback_file}", "rm.optim.freeze_layers=0", "rm.lora.r=4",
+                       "rm.optim.lr=1e-3")
+    assert "LoRA r=4 on the backbone" in res.stdout
+    assert (ckpt / "token_head.safetensors").exists() and not (ckpt / "adapter_config.json").exists()
+    ev, _ = _rm(tmp_path, "mode=eval", "rm=relevance", f"checkpoint={ckpt}", f"feedback_file={small_feedback_file}",
+                "eval_split=test")
+    for key in ("accuracy", "error_f1", "ece", "n_segments"):
+        assert ev[key] == pytest.approx(summary[key], abs=1e-6), key
+    tok = AutoTokenizer.from_pretrained(tiny_gemma_dir)
+    ex = qa_feedback[0]
+    enc = tok([ex.predictions[0]], add_special_tokens=False, return_tensors="pt")
+    dec = decode_with_offsets(tok, enc["input_ids"], enc["attention_mask"])
+    out = RewardAggregator({"relevance": SegmentClassifierReward(ckpt)})(
+        RewardInputs([ex.question], dec.texts, [{"question": ex.question, "passages": ex.passages}]), dec)
+    assert out.raw["relevance"].mask.sum() > 0

@@ -1,18 +1,9 @@
-"""Policy fixtures: a tiny random Gemma 3 (the real model's shape and layer types) and the
-MiniLM encoder-decoder, both built locally."""
+"""Policy fixtures: the MiniLM encoder-decoder, built locally (the tiny Gemma 3 is in the
+top-level conftest: reward models use it too)."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_gemma_dir(tmp_path_factory, qa_feedback):
-    """A 2-layer ``Gemma3ForCausalLM`` with a 600-token BPE trained on bundled answers."""
-    from fgrlhf.policy.gemma import build_tiny_gemma3
-
-    texts = [p for ex in qa_feedback[:40] for p in ex.predictions]
-    return build_tiny_gemma3(tmp_path_factory.mktemp("tiny_gemma"), texts, vocab_size=600)
 
 
 @pytest.fixture(scope="session")

@@ -198,3 +198,38 @@ def test_lora_on_a_decoder_backbone_under_the_scalar_head(tmp_path, qa_feedback)
     ids = torch.randint(5, 300, (2, 12))
     _adapters_train_merge_and_reload(model, MeanPoolScorer.from_pretrained,
                                      {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, tmp_path)
+
+
+def test_lora_on_a_decoder_backbone_under_the_token_head(tiny_gemma_dir, tmp_path):
+    """Gemma 3's layout as an R1/R2 backbone (read at closing separators) with adapters."""
+    from fgrlhf.reward.learned import load_token_classifier
+
+    torch.manual_seed(0)
+    model = load_token_classifier(tiny_gemma_dir, sep_token_id=1)
+    ids = torch.randint(5, 300, (2, 12))
+    ids[:, [3, 7, 11]] = 1  # separators
+    _adapters_train_merge_and_reload(model, load_token_classifier,
+                                     {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, tmp_path)
+
+
+def test_segment_training_of_a_decoder_learns_a_separable_signal(tiny_gemma_dir):
+    """As for an encoder: segments saying 'wrong' are errors; the decoder must read each one
+    before its label is taken."""
+    from transformers import AutoTokenizer
+
+    from fgrlhf.reward.learned import load_token_classifier
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(tiny_gemma_dir)
+    enc = SeparatorEncoder(tok, max_length=64)
+    data = []
+    for i in range(48):
+        words = ["right" if (i >> k) & 1 else "wrong" for k in range(3)]
+        answer = " ".join(f"{w} thing." for w in words)
+        spans = [(j * 13, j * 13 + 12) for j in range(3)]
+        (w,) = enc.encode("question", answer, spans)
+        data.append(LabelledWindow(w, [0 if x == "right" else 1 for x in words]))
+    model = load_token_classifier(tiny_gemma_dir, enc.sep_id)
+    cfg = OptimConfig(lr=3e-3, epochs=20, batch_size=8, patience=100, evals_per_epoch=1)
+    result = train_segment_model(model, data[:40], data[40:], tok.pad_token_id, cfg, torch.device("cpu"))
+    assert result["best_dev_accuracy"] == 1.0
