@@ -52,6 +52,9 @@ class RMSpec:
     evidence: str = "passages"
     evidence_k: int = 3
     evidence_from_labels: bool = False  # training: also read the evidence the annotation names
+    # R1/R2: after training, fit one temperature on dev so that P(error), which PPO's
+    # mode=expected reads, is calibrated (labels, hence accuracy and F1, do not change).
+    calibrate: bool = False
     optim: OptimConfig = field(default_factory=OptimConfig)
     # r > 0: LoRA adapters on the backbone, which stays frozen (the head trains whole); the
     # checkpoint holds the merged weights, so it loads and scores like any other.

@@ -11,6 +11,7 @@ calibrated model has ECE 0 and its reliability diagram on the diagonal.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,53 @@ def calibration_metrics(probs: Sequence[float], labels: Sequence[int], n_bins: i
     return {"ece": expected_calibration_error(probs, labels, n_bins), "brier": brier_score(probs, labels),
             "reliability": {"lo": [b.lo for b in bins], "count": [b.count for b in bins],
                             "confidence": [b.confidence for b in bins], "frequency": [b.frequency for b in bins]}}
+
+
+def error_logit(p: float, eps: float = 1e-7) -> float:
+    """``log(p / (1 − p))``: the classifier's logit margin ``z_error − z_no-error`` behind P(error)."""
+    p = min(max(p, eps), 1.0 - eps)
+    return math.log(p) - math.log1p(-p)
+
+
+def with_temperature(probs: Sequence[float], temperature: float) -> list[float]:
+    """``σ(logit(p) / temperature)``: the same classifier's P(error) with its logits divided by
+    ``temperature`` (> 1 softens, < 1 sharpens; which side of 0.5 never changes)."""
+    if temperature <= 0:
+        raise ValueError(f"calibration: temperature {temperature!r} must be > 0")
+    return [1.0 / (1.0 + math.exp(-error_logit(p) / temperature)) for p in probs]
+
+
+def fit_temperature(probs: Sequence[float], labels: Sequence[int], lo: float = 0.05, hi: float = 20.0,
+                    steps: int = 80) -> float:
+    """The temperature ``T`` in ``[lo, hi]`` whose ``with_temperature(probs, T)`` has the lowest
+    negative log-likelihood of ``labels`` (temperature scaling, Guo et al. 2017): one number,
+    fitted on held-out segments, that corrects over- or under-confidence without changing
+    any label. The NLL is convex in ``1/T``, so a golden-section search on ``log T`` finds it.
+    1.0 when no segment is labelled."""
+    pairs = scored_pairs(probs, labels)
+    if not pairs:
+        return 1.0
+    zs = [(error_logit(p), y) for p, y in pairs]
+
+    def nll(log_t: float) -> float:
+        t = math.exp(log_t)
+        # -log σ(±z/T), written to stay finite for large |z| / T
+        return sum(math.log1p(math.exp(-abs(z / t))) + max(0.0, -(z / t if y else -z / t)) for z, y in zs)
+
+    a, b = math.log(lo), math.log(hi)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(steps):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2)
 
 
 def plot_reliability(curves: Mapping[str, Sequence[ReliabilityBin]], out_png: str | Path,

@@ -52,6 +52,9 @@ class RMMetadata:
     evidence_k: int = 3  # passage sentences per segment with a retriever
     score_mean: float = 0.0  # raw score statistics on the training set
     score_std: float = 1.0
+    # Segment models: P(error) = softmax(logits / temperature)[error]; fitted on dev with
+    # rm.calibrate (fgrlhf.eval.calibration.fit_temperature), 1.0 otherwise.
+    temperature: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: str | Path) -> None:
@@ -359,7 +362,7 @@ class SegmentClassifierReward(_Loaded):
                 logits = window_logits(self.model, windows, self.tokenizer.pad_token_id or 0, self.device,
                                        self.batch_size)
             for w, b, lg in zip(windows, owner, logits):
-                p = torch.softmax(lg.float(), dim=-1)[:, 1].tolist()
+                p = torch.softmax(lg.float() / self.meta.temperature, dim=-1)[:, 1].tolist()
                 for seg, pe in zip(w.segment_ids, p):
                     probs[b][seg] = pe
         return probs

@@ -204,14 +204,15 @@ def encoder_optimizer(model, trunk, cfg, total_steps: int):
 
 
 @torch.no_grad()
-def predict_segments(model, windows: Sequence[LabelledWindow], pad_id: int, device, batch_size: int = 32
-                     ) -> tuple[list[int], list[int], list[float]]:
-    """Predicted labels, gold labels and P(error) for every separator of every window."""
+def predict_segments(model, windows: Sequence[LabelledWindow], pad_id: int, device, batch_size: int = 32,
+                     temperature: float = 1.0) -> tuple[list[int], list[int], list[float]]:
+    """Predicted labels, gold labels and P(error) (logits divided by ``temperature``, as
+    ``SegmentClassifierReward`` scores) for every separator of every window."""
     model.eval()
     logits = window_logits(model, [lw.window for lw in windows], pad_id, device, batch_size)
     preds, golds, probs = [], [], []
     for lw, lg in zip(windows, logits):
-        p = torch.softmax(lg.float(), dim=-1)[:, 1]
+        p = torch.softmax(lg.float() / temperature, dim=-1)[:, 1]
         probs += p.tolist()
         preds += (p > 0.5).long().tolist()
         golds += lw.labels

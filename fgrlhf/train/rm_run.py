@@ -162,9 +162,11 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
         dv, te = (T.segment_windows(encoder, x, read) for x in (dev_ex, test_ex))
         result = T.train_segment_model(model, tr, dv, pad_id, spec.optim, device, logger)
         train_seconds = time.time() - t0
-        _, _, probs = T.predict_segments(model, tr, pad_id, device)
-        preds, golds, test_probs = T.predict_segments(model, te, pad_id, device)
-        test = {**T.segment_metrics(preds, golds), **calibration_report(test_probs, golds, spec.category)}
+        temperature = dev_temperature(model, dv, pad_id, device) if spec.calibrate else 1.0
+        _, _, probs = T.predict_segments(model, tr, pad_id, device, temperature=temperature)
+        preds, golds, test_probs = T.predict_segments(model, te, pad_id, device, temperature=temperature)
+        test = {**T.segment_metrics(preds, golds), **calibration_report(test_probs, golds, spec.category),
+                "temperature": temperature}
         stats = torch.tensor(probs, dtype=torch.float64)
         label_scheme = {"0": "no-error", "1": "error"}
     else:
@@ -180,12 +182,14 @@ def train(cfg, checkpoint: Path, examples, data, device, extra=(), segmenter=Non
                              dtype=torch.float64)
         test = T.pairwise_metrics(T.predict_rankings(model, te, pad_id, device), test_ex)
         label_scheme = {"score": "higher is better"}
+        temperature = 1.0
     meta = RMMetadata(
         category=spec.category, kind=kind, granularity=granularity, backbone=cfg.backbone,
         label_scheme=label_scheme, use_passages=spec.use_passages, max_length=encoder.max_length,
         evidence=spec.evidence, evidence_k=spec.evidence_k,
         max_question_tokens=spec.max_question_tokens, score_mean=float(stats.mean()),
         score_std=float(stats.std()) if stats.numel() > 1 and float(stats.std()) > 0 else 1.0,
+        temperature=temperature,
         extra={"best_dev_accuracy": result["best_dev_accuracy"], "best_step": result["best_step"],
                "train_seconds": round(train_seconds, 1), "test": test, "optim": plain_config(spec.optim),
                "min_error_words": spec.min_error_words, "coverage_threshold": spec.coverage_threshold,
@@ -224,6 +228,19 @@ def with_adapters(model, lora) -> int | None:
     print(f"[fgrlhf-rm] LoRA r={lora.r} on the backbone: {n:,} trainable parameters of "
           f"{sum(p.numel() for p in model.parameters()):,}")
     return n
+
+
+def dev_temperature(model, dev, pad_id: int, device) -> float:
+    """The temperature that calibrates the trained segment model's P(error) on dev (the
+    early-stopping questions: the test split stays unseen)."""
+    from fgrlhf.eval.calibration import brier_score, fit_temperature, with_temperature
+    from fgrlhf.train import rm as T
+
+    _, golds, probs = T.predict_segments(model, dev, pad_id, device)
+    temperature = fit_temperature(probs, golds)
+    print(f"[fgrlhf-rm] temperature {temperature:.3f} fitted on dev: Brier score "
+          f"{brier_score(probs, golds):.4f} -> {brier_score(with_temperature(probs, temperature), golds):.4f}")
+    return temperature
 
 
 def calibration_report(probs, golds, category: str) -> dict[str, Any]:
@@ -276,7 +293,7 @@ def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, An
         if is_segment:
             windows = T.segment_windows(encoder, examples, T.evidence_reader(meta.use_passages, meta.evidence,
                                                                              meta.evidence_k))
-            _, golds, probs = T.predict_segments(model, windows, pad_id, device)
+            _, golds, probs = T.predict_segments(model, windows, pad_id, device, temperature=meta.temperature)
             outputs.append([probs])  # [1][segments]: one row, for mean_rows
         else:
             norm = meta.score_normalizer()

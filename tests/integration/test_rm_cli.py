@@ -140,15 +140,18 @@ def test_lora_reward_models_save_merged_checkpoints(tmp_path, tiny_bert_dir, sma
 
 def test_a_decoder_backbone_trains_r1_with_adapters_and_scores_as_it_was_evaluated(
         tmp_path, tiny_gemma_dir, small_feedback_file, qa_feedback):
-    """R1 over a causal LM (Gemma 3's layout): the checkpoint holds the merged trunk and its
-    token head; evaluating it again reproduces training's test figures; the reward loads it."""
+    """R1 over a causal LM (Gemma 3's layout), calibrated on dev: the checkpoint holds the
+    merged trunk, its token head and the temperature; evaluating it again reproduces
+    training's test figures; the reward loads it."""
     from transformers import AutoTokenizer
 
     ckpt = tmp_path / "r1"
     summary, res = _rm(tmp_path, "rm=relevance", f"backbone={tiny_gemma_dir}", f"checkpoint={ckpt}",
                        f"feedback_file={small_feedback_file}", "rm.optim.freeze_layers=0", "rm.lora.r=4",
-                       "rm.optim.lr=1e-3")
-    assert "LoRA r=4 on the backbone" in res.stdout
+                       "rm.optim.lr=1e-3", "rm.calibrate=true")
+    assert "LoRA r=4 on the backbone" in res.stdout and "fitted on dev" in res.stdout
+    # The temperature fitted on dev is the checkpoint's, and its test figures use it.
+    assert summary["temperature"] != 1.0 and RMMetadata.load(ckpt).temperature == summary["temperature"]
     assert (ckpt / "token_head.safetensors").exists() and not (ckpt / "adapter_config.json").exists()
     ev, _ = _rm(tmp_path, "mode=eval", "rm=relevance", f"checkpoint={ckpt}", f"feedback_file={small_feedback_file}",
                 "eval_split=test")

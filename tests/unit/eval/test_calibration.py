@@ -9,8 +9,10 @@ from fgrlhf.eval.calibration import (
     brier_score,
     calibration_metrics,
     expected_calibration_error,
+    fit_temperature,
     plot_reliability,
     reliability_bins,
+    with_temperature,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -74,3 +76,39 @@ def test_reliability_png(tmp_path):
     assert out.stat().st_size > 5000
     with pytest.raises(ValueError, match="no model"):
         plot_reliability({}, tmp_path / "x.png")
+
+
+def _logits_and_labels(true_temperature: float, n: int = 4000):
+    """Error logits z ~ N(0, 4²), labels drawn with P(error) = σ(z / true_temperature), and
+    the classifier's uncorrected probabilities σ(z)."""
+    import math
+    import random
+
+    rng = random.Random(0)
+    zs = [rng.gauss(0.0, 4.0) for _ in range(n)]
+    labels = [int(rng.random() < 1 / (1 + math.exp(-z / true_temperature))) for z in zs]
+    return [1 / (1 + math.exp(-z)) for z in zs], labels
+
+
+@pytest.mark.parametrize("true_temperature", [0.5, 1.0, 2.5])
+def test_the_fitted_temperature_recovers_how_over_or_under_confident_a_model_is(true_temperature):
+    probs, labels = _logits_and_labels(true_temperature)
+    t = fit_temperature(probs, labels)
+    assert t == pytest.approx(true_temperature, rel=0.12)
+    if true_temperature != 1.0:  # rescaled probabilities are better calibrated
+        fixed = with_temperature(probs, t)
+        assert expected_calibration_error(fixed, labels) < expected_calibration_error(probs, labels)
+        assert brier_score(fixed, labels) < brier_score(probs, labels)
+
+
+def test_a_temperature_never_moves_a_probability_across_one_half():
+    probs = [0.01, 0.2, 0.49, 0.5, 0.51, 0.9, 0.999]
+    for t in (0.3, 1.0, 4.0):
+        scaled = with_temperature(probs, t)
+        assert [p > 0.5 for p in scaled] == [p > 0.5 for p in probs]
+        assert [p < 0.5 for p in scaled] == [p < 0.5 for p in probs]
+    assert with_temperature(probs, 1.0) == pytest.approx(probs)
+    assert with_temperature([0.9], 2.0)[0] == pytest.approx(0.75)  # logit ln 9 halves to ln 3
+    with pytest.raises(ValueError, match="must be > 0"):
+        with_temperature(probs, 0.0)
+    assert fit_temperature([0.3], [IGNORE]) == 1.0

@@ -263,3 +263,25 @@ def test_summaries_count_distinct_answers():
 
     records = [{"answer": a, "length_words": len(a.split())} for a in ("yes", "yes ", "no", "")]
     assert summarize(records)["distinct_answers"] == 3
+
+
+def test_a_checkpoints_temperature_rescales_the_error_probabilities_it_scores(tiny_rms, segmenter, qa_feedback,
+                                                                                tmp_path):
+    import shutil
+
+    from fgrlhf.eval.calibration import with_temperature
+    from fgrlhf.reward.learned import RMMetadata, SegmentClassifierReward
+
+    r1 = tiny_rms["relevance"]
+    hot = tmp_path / "relevance_t2"
+    shutil.copytree(r1.checkpoint, hot)
+    meta = RMMetadata.load(hot)
+    meta.temperature = 2.0
+    meta.save(hot)
+    texts = [qa_feedback[0].predictions[0]]
+    spans = segmenter(texts, [Granularity.SUBSENTENCE])[Granularity.SUBSENTENCE]
+    args = ([qa_feedback[0].question], texts, spans, [{}])
+    plain = r1.error_probs(*args)[0]
+    scaled = SegmentClassifierReward(hot, device="cpu").error_probs(*args)[0]
+    assert scaled == pytest.approx(with_temperature(plain, 2.0), abs=1e-5)
+    assert scaled != pytest.approx(plain, abs=1e-5)
