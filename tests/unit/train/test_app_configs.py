@@ -15,7 +15,7 @@ from fgrlhf.cli.toxicity import ToxicityAppConfig
 from fgrlhf.config import SplitConfig, WandbConfig
 from fgrlhf.paths import CONF_DIR, register_resolvers
 
-APPS = {"dpo": DPOAppConfig, "dpo_gemma": DPOAppConfig, "rm": RMAppConfig, "sft": SFTAppConfig,
+APPS = {"dpo": DPOAppConfig, "dpo_gemma": DPOAppConfig, "rm": RMAppConfig, "rm_gemma": RMAppConfig, "sft": SFTAppConfig,
         "sft_gemma": SFTAppConfig, "sft_rtp": SFTAppConfig, "toxicity": ToxicityAppConfig,
         "toxicity_fasttext": ToxicityAppConfig}
 
@@ -53,9 +53,14 @@ def _restated(yaml_path, schema) -> list[str]:
     return out
 
 
+# A preset over the category presets may need a schema default back (rm_gemma: LoRA freezes
+# the whole trunk, so no layer freezing, where rm=relevance|factuality freeze 2).
+OVER_CATEGORY_PRESETS = {"rm_gemma": ["rm.optim.freeze_layers"]}
+
+
 @pytest.mark.parametrize("name", sorted(APPS))
 def test_app_yaml_restates_no_schema_default(name):
-    assert _restated(CONF_DIR / f"{name}.yaml", APPS[name]) == []
+    assert _restated(CONF_DIR / f"{name}.yaml", APPS[name]) == OVER_CATEGORY_PRESETS.get(name, [])
 
 
 @pytest.mark.parametrize("category", ["relevance", "factuality", "completeness", "preference"])
@@ -93,3 +98,15 @@ def test_app_presets_keep_their_settings():
     assert (tox.optim.weight_decay, tox.optim.warmup_ratio, tox.optim.epochs) == (0.01, 0.06, 1)
     ft = _compose("toxicity_fasttext", [])
     assert (ft.backbone, ft.optim.lr, ft.optim.grad_clip, ft.optim.weight_decay) == ("fasttext", 0.1, 5.0, 0.0)
+
+
+@pytest.mark.parametrize("category", ["relevance", "factuality", "completeness", "preference"])
+def test_the_gemma_reward_preset_keeps_the_category_and_trains_adapters_only(category):
+    cfg = _compose("rm_gemma", [f"rm={category}"])
+    plain = _compose("rm", [f"rm={category}"])
+    assert (cfg.backbone, cfg.rm.lora.r, cfg.rm.optim.freeze_layers, cfg.rm.optim.lr, cfg.threads) == (
+        "gemma3_270m", 16, 0, 2e-4, 1)
+    assert cfg.checkpoint == f"runs/rm_gemma/{category}"
+    for key in ("category", "use_passages", "max_length", "evidence"):
+        assert cfg.rm[key] == plain.rm[key]
+    assert (cfg.rm.optim.epochs, cfg.rm.optim.head_lr) == (plain.rm.optim.epochs, plain.rm.optim.head_lr)
