@@ -2,8 +2,9 @@
 checkpoint with an ``fgrlhf_rm.json``), loaded behind the ``RewardModel`` contract.
 
 - ``SegmentClassifierReward`` (R1 relevance, R2 factuality): a token classifier that reads a
-  separator before each segment; a segment predicted error-free gets ``positive``, an error
-  gets ``negative`` (the paper: ±0.3 for R1, ±0.5 for R2).
+  separator before each segment (over a decoder, ``CausalTokenClassifier``: the one after
+  it); a segment predicted error-free gets ``positive``, an error gets ``negative`` (the
+  paper: ±0.3 for R1, ±0.5 for R2).
 - ``SequenceReward`` (R3 completeness, holistic preference): a scalar head over the whole
   input; its raw score is normalised with the mean/std it had on its training set, then
   scaled (the paper scaled R3 by 0.3), and placed at the last segment.
