@@ -4,6 +4,7 @@
     fgrlhf-rm rm=factuality backbone=allenai/longformer-base-4096 rm.max_length=4096
     fgrlhf-rm rm=completeness backbone=gemma3_270m rm.lora.r=16   # LoRA on a frozen backbone
     fgrlhf-rm mode=eval rm=relevance checkpoint=runs/rm/relevance feedback_file=dev_feedback.json eval_split=all
+    fgrlhf-rm mode=calibrate rm=factuality checkpoint=runs/rm/factuality   # temperature fitted on its dev split
 
 Training splits the feedback file's questions into train/dev/test with a fixed seed
 (``split.seed``, ``split.dev_questions``, ``split.test_questions``; saved as ``split.json``
@@ -63,10 +64,10 @@ class RMSpec:
 
 @dataclass
 class RMAppConfig(RuntimeConfig):
-    RULES: ClassVar[dict[str, str]] = {"mode": "in train eval", "eval_split": "in test dev train all"}
+    RULES: ClassVar[dict[str, str]] = {"mode": "in train eval calibrate", "eval_split": "in test dev train all"}
 
     rm: RMSpec = field(default_factory=RMSpec)
-    mode: str = "train"  # train | eval
+    mode: str = "train"  # train | eval | calibrate (R1/R2: fit checkpoint's temperature on its dev split)
     backbone: str = "minilm"  # minilm | gemma3_270m (rm.lora), a local path or hub id of a Hugging Face model
     feedback_file: str = MISSING
     checkpoint: str | None = None  # train: where to save (default runs/rm/<category>); eval: what to load

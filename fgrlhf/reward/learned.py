@@ -59,8 +59,12 @@ class RMMetadata:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: str | Path) -> None:
-        with open(Path(directory) / METADATA_FILE, "w") as f:
-            json.dump(asdict(self), f, indent=1)
+        """Writes ``fgrlhf_rm.json`` whole or not at all (a temporary file, then a rename), so
+        rewriting a checkpoint's metadata never leaves it unloadable."""
+        path = Path(directory) / METADATA_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(path)
 
     def as_files(self) -> dict[str, Any]:
         """``{file name: JSON content}``, what ``save`` writes, for ``save_model_dir``'s ``metadata``."""

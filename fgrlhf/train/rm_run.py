@@ -63,6 +63,8 @@ def run(cfg) -> dict[str, Any]:
         examples = build_examples(spec.category, data, segmenter, spec)
         if cfg.mode == "eval":
             return evaluate(cfg, checkpoint, examples, questions, device)
+        if cfg.mode == "calibrate":
+            return calibrate(cfg, checkpoint, examples, questions, device)
         extra = extra_examples(spec, data, segmenter)
         return train(cfg, checkpoint, examples, data, device, extra, segmenter)
 
@@ -77,8 +79,9 @@ def extra_examples(spec, data, segmenter):
 
 
 def claim_outputs(cfg, checkpoint: Path):
-    """What can be checked before any work: the category and mode exist; in eval mode, the
-    checkpoint is a whole reward model; in train mode, the backbone exists and the
+    """What can be checked before any work: the category and mode exist; in eval and
+    calibrate modes, the checkpoint is a whole reward model (and, to calibrate, a writable
+    segment model); in train mode, the backbone exists and the
     checkpoint's folder can be written. Returns the run folder's lock to hold while training
     (nothing to hold in eval mode)."""
     import contextlib
@@ -89,11 +92,15 @@ def claim_outputs(cfg, checkpoint: Path):
 
     if cfg.rm.category not in RM_CATEGORIES:
         raise ConfigError(f"rm.category={cfg.rm.category!r}: one of {', '.join(RM_CATEGORIES)}")
-    if cfg.mode not in ("train", "eval"):
-        raise ConfigError(f"mode={cfg.mode!r}: one of train, eval")
-    if cfg.mode == "eval":
+    if cfg.mode not in ("train", "eval", "calibrate"):
+        raise ConfigError(f"mode={cfg.mode!r}: one of train, eval, calibrate")
+    if cfg.mode == "calibrate" and RM_CATEGORIES[cfg.rm.category][0] != "segment":
+        raise ConfigError(f"mode=calibrate fits the temperature of P(error): R1/R2 only, not rm={cfg.rm.category}")
+    if cfg.mode in ("eval", "calibrate"):
         RMMetadata.load(checkpoint)
         model_source(checkpoint, "reward-model checkpoint")
+        if cfg.mode == "calibrate":
+            check_writable(checkpoint, "checkpoint")
         return contextlib.nullcontext()
     model_source(backbone_source(cfg.backbone), "backbone")
     check_writable(checkpoint.parent, "checkpoint's folder")
@@ -254,42 +261,78 @@ def calibration_report(probs, golds, category: str) -> dict[str, Any]:
     return {**m, "reliability_png": str(png)}
 
 
+def checkpoint_metadata(cfg, path: Path):
+    """``path``'s ``RMMetadata``, which must be of the category asked for."""
+    from fgrlhf.reward.learned import RMMetadata
+
+    meta = RMMetadata.load(path)
+    if meta.category != cfg.rm.category:
+        raise ConfigError(f"checkpoint={path} is a {meta.category} model, but rm={cfg.rm.category} was asked for")
+    return meta
+
+
+def checkpoint_part(cfg, checkpoint: Path, examples, questions, part: str, key: str):
+    """The examples of one part (train, dev, test) of the split ``checkpoint`` was trained with."""
+    from fgrlhf.data.split import QuestionSplit, questions_fingerprint
+
+    split_path = checkpoint / "split.json"
+    split = QuestionSplit.load(split_path) if split_path.exists() else None
+    if split is None or split.fingerprint != questions_fingerprint(questions):
+        raise ConfigError(f"{key}={part} needs the split the checkpoint was trained with, and "
+                          f"{cfg.feedback_file} is not the file it was drawn from"
+                          + ("; use eval_split=all" if key == "eval_split" else ""))
+    return select(examples, getattr(split, part))
+
+
+def load_checkpoint(path: Path, meta, is_segment: bool, device):
+    """A saved reward model on ``device``, its input encoder and padding id."""
+    from transformers import AutoTokenizer
+
+    from fgrlhf.reward.encoding import SeparatorEncoder
+    from fgrlhf.reward.learned import MeanPoolScorer, load_token_classifier
+    from fgrlhf.toolkit.load import loading
+
+    with loading(path, "reward-model checkpoint"):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = (load_token_classifier if is_segment else MeanPoolScorer.from_pretrained)(path)
+    encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
+    return model.to(device), encoder, tokenizer.pad_token_id or 0
+
+
+def calibrate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, Any]:
+    """``rm.calibrate`` after training: fits a trained R1/R2 model's temperature on the dev
+    split it was trained with and writes it into its ``fgrlhf_rm.json`` (the weights are not
+    touched). Fitted on the uncalibrated P(error), so calibrating twice gives the same
+    temperature."""
+    from fgrlhf.train import rm as T
+
+    meta = checkpoint_metadata(cfg, checkpoint)
+    dev = checkpoint_part(cfg, checkpoint, examples, questions, "dev", "mode=calibrate")
+    model, encoder, pad_id = load_checkpoint(checkpoint, meta, True, device)
+    windows = T.segment_windows(encoder, dev, T.evidence_reader(meta.use_passages, meta.evidence, meta.evidence_k))
+    previous, meta.temperature = meta.temperature, dev_temperature(model, windows, pad_id, device)
+    meta.save(checkpoint)
+    return {"rm": cfg.rm.category, "checkpoint": str(checkpoint), "fitted_on": "dev",
+            "previous_temperature": previous, "temperature": meta.temperature}
+
+
 def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, Any]:
     """The metrics of the model saved in ``checkpoint`` on ``cfg.eval_split`` of the
     examples (a part of the split it was trained with, or ``all``). With ``cfg.ensemble``,
     of the mean of its and those checkpoints' P(error) (segment models) or standardised
     scores (sequence models), as ``fgrlhf.reward.ensemble`` scores."""
-    from transformers import AutoTokenizer
-
-    from fgrlhf.data.split import QuestionSplit, questions_fingerprint
-    from fgrlhf.reward.encoding import SeparatorEncoder
     from fgrlhf.reward.ensemble import mean_rows
-    from fgrlhf.reward.learned import MeanPoolScorer, RMMetadata, load_token_classifier
-    from fgrlhf.toolkit.load import loading
     from fgrlhf.train import rm as T
 
     paths = [checkpoint, *(Path(p) for p in cfg.ensemble)]
-    metas = [RMMetadata.load(p) for p in paths]
-    for path, meta in zip(paths, metas):
-        if meta.category != cfg.rm.category:
-            raise ConfigError(f"checkpoint={path} is a {meta.category} model, but rm={cfg.rm.category} was asked for")
+    metas = [checkpoint_metadata(cfg, p) for p in paths]
     part = cfg.eval_split
-    split_path = checkpoint / "split.json"
     if part != "all":
-        split = QuestionSplit.load(split_path) if split_path.exists() else None
-        if split is None or split.fingerprint != questions_fingerprint(questions):
-            raise ConfigError(f"eval_split={part} needs the split the checkpoint was trained with, and "
-                              f"{cfg.feedback_file} is not the file it was drawn from; use eval_split=all")
-        examples = select(examples, getattr(split, part))
+        examples = checkpoint_part(cfg, checkpoint, examples, questions, part, "eval_split")
     is_segment = RM_CATEGORIES[cfg.rm.category][0] == "segment"
     outputs, golds = [], []
     for path, meta in zip(paths, metas):
-        with loading(path, "reward-model checkpoint"):
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = (load_token_classifier if is_segment else MeanPoolScorer.from_pretrained)(path)
-        model = model.to(device)
-        encoder = SeparatorEncoder(tokenizer, meta.max_length, meta.max_question_tokens)
-        pad_id = tokenizer.pad_token_id or 0
+        model, encoder, pad_id = load_checkpoint(path, meta, is_segment, device)
         if is_segment:
             windows = T.segment_windows(encoder, examples, T.evidence_reader(meta.use_passages, meta.evidence,
                                                                              meta.evidence_k))

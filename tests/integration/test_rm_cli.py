@@ -142,7 +142,7 @@ def test_a_decoder_backbone_trains_r1_with_adapters_and_scores_as_it_was_evaluat
         tmp_path, tiny_gemma_dir, small_feedback_file, qa_feedback):
     """R1 over a causal LM (Gemma 3's layout), calibrated on dev: the checkpoint holds the
     merged trunk, its token head and the temperature; evaluating it again reproduces
-    training's test figures; the reward loads it."""
+    training's test figures, calibrating it again its temperature; the reward loads it."""
     from transformers import AutoTokenizer
 
     ckpt = tmp_path / "r1"
@@ -157,6 +157,11 @@ def test_a_decoder_backbone_trains_r1_with_adapters_and_scores_as_it_was_evaluat
                 "eval_split=test")
     for key in ("accuracy", "error_f1", "ece", "n_segments"):
         assert ev[key] == pytest.approx(summary[key], abs=1e-6), key
+    # Calibrating the saved model again (mode=calibrate) refits the same temperature.
+    cal, _ = _rm(tmp_path, "mode=calibrate", "rm=relevance", f"checkpoint={ckpt}",
+                 f"feedback_file={small_feedback_file}")
+    assert cal["previous_temperature"] == summary["temperature"]
+    assert cal["temperature"] == pytest.approx(summary["temperature"], rel=1e-3)
     tok = AutoTokenizer.from_pretrained(tiny_gemma_dir)
     ex = qa_feedback[0]
     enc = tok([ex.predictions[0]], add_special_tokens=False, return_tensors="pt")
@@ -164,3 +169,22 @@ def test_a_decoder_backbone_trains_r1_with_adapters_and_scores_as_it_was_evaluat
     out = RewardAggregator({"relevance": SegmentClassifierReward(ckpt)})(
         RewardInputs([ex.question], dec.texts, [{"question": ex.question, "passages": ex.passages}]), dec)
     assert out.raw["relevance"].mask.sum() > 0
+
+
+def test_calibrate_mode_fits_a_temperature_into_an_uncalibrated_checkpoint(tmp_path, tiny_bert_dir,
+                                                                          small_feedback_file):
+    ckpt = tmp_path / "r1"
+    common = [f"feedback_file={small_feedback_file}", f"checkpoint={ckpt}"]
+    summary, _ = _rm(tmp_path, "rm=relevance", f"backbone={tiny_bert_dir}", *common)
+    assert summary["temperature"] == 1.0 and RMMetadata.load(ckpt).temperature == 1.0
+    cal, res = _rm(tmp_path, "mode=calibrate", "rm=relevance", *common)
+    assert "fitted on dev" in res.stdout and cal["previous_temperature"] == 1.0
+    assert RMMetadata.load(ckpt).temperature == cal["temperature"] != 1.0
+    ev, _ = _rm(tmp_path, "mode=eval", "rm=relevance", *common)
+    assert ev["accuracy"] == summary["accuracy"]  # a temperature never changes a label
+
+    cmd = [sys.executable, "-m", "fgrlhf.cli.rm", f"hydra.run.dir={tmp_path}/bad", "mode=calibrate", "rm=completeness",
+           *common]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
+    assert res.returncode != 0 and "R1/R2 only, not rm=completeness" in res.stderr
