@@ -156,7 +156,7 @@ def load_adapter_weights(model: nn.Module, adapter_dir: str | Path) -> nn.Module
 # ---------------------------------------------------------------------------------------
 def trunk_name(model: nn.Module) -> str:
     """The attribute holding a classifier's pretrained trunk: Hugging Face's
-    ``base_model_prefix`` (``bert``, ``model``, ...), or ``encoder`` (``MeanPoolScorer``)."""
+    ``base_model_prefix`` (``bert``, ``model``, ...), or ``encoder`` (``fgrlhf.reward.learned.TrunkAndHead``)."""
     name = getattr(model, "base_model_prefix", "") or "encoder"
     if not isinstance(getattr(model, name, None), nn.Module):
         raise ValueError(f"cannot find the pretrained trunk of {type(model).__name__} (no .{name})")

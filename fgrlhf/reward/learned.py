@@ -103,7 +103,39 @@ class RMMetadata:
         return cls(**data)
 
 
-class MeanPoolScorer(torch.nn.Module):
+class TrunkAndHead(torch.nn.Module):
+    """A pretrained trunk (``encoder``, any Hugging Face base model) under a small new head
+    (``score``); saved as the trunk's Hugging Face checkpoint plus ``HEAD_FILE`` (the head's
+    weights, with ``head_metadata()``). ``encoder`` is where ``fgrlhf.policy.lora`` finds
+    the trunk for adapters."""
+
+    HEAD_FILE: str
+
+    def __init__(self, encoder, score: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.score = score
+
+    @property
+    def base_model(self):
+        return self.encoder
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    def head_metadata(self) -> dict[str, str] | None:
+        return None
+
+    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
+        from safetensors.torch import save_file
+
+        self.encoder.save_pretrained(path, safe_serialization=safe_serialization)
+        save_file({k: v.contiguous() for k, v in self.score.state_dict().items()}, Path(path) / self.HEAD_FILE,
+                  metadata=self.head_metadata())
+
+
+class MeanPoolScorer(TrunkAndHead):
     """A scalar reward head on the answer's mean token state and its length.
 
     ``r = w · [mean_{t ∈ answer} h_t ; log(1 + n_answer)] + b``. The question and evidence
@@ -118,17 +150,7 @@ class MeanPoolScorer(torch.nn.Module):
     HEAD_FILE = "score_head.safetensors"
 
     def __init__(self, encoder) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.score = torch.nn.Linear(encoder.config.hidden_size + 1, 1)
-
-    @property
-    def base_model(self):
-        return self.encoder
-
-    @property
-    def config(self):
-        return self.encoder.config
+        super().__init__(encoder, torch.nn.Linear(encoder.config.hidden_size + 1, 1))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, pool_mask: Tensor | None = None):
         """``pool_mask`` ``[N, L]`` marks the answer's tokens (default: all real tokens)."""
@@ -153,12 +175,6 @@ class MeanPoolScorer(torch.nn.Module):
         if head.exists():
             model.score.load_state_dict(load_file(head))
         return model
-
-    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
-        from safetensors.torch import save_file
-
-        self.encoder.save_pretrained(path, safe_serialization=safe_serialization)
-        save_file({k: v.contiguous() for k, v in self.score.state_dict().items()}, Path(path) / self.HEAD_FILE)
 
 
 def is_causal_trunk(config) -> bool:
@@ -185,7 +201,7 @@ def closing_separators(input_ids: Tensor, attention_mask: Tensor, sep_id: int) -
     return torch.where(after < width, after, pos)
 
 
-class CausalTokenClassifier(torch.nn.Module):
+class CausalTokenClassifier(TrunkAndHead):
     """A segment classifier (R1/R2) over a causal trunk, e.g. Gemma 3.
 
     ``SeparatorEncoder`` puts a separator in front of every segment and the segment models
@@ -201,18 +217,8 @@ class CausalTokenClassifier(torch.nn.Module):
     HEAD_FILE = "token_head.safetensors"
 
     def __init__(self, encoder, num_labels: int, sep_token_id: int) -> None:
-        super().__init__()
-        self.encoder = encoder  # the trunk; named like MeanPoolScorer's for trunk_name and LoRA
-        self.score = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+        super().__init__(encoder, torch.nn.Linear(encoder.config.hidden_size, num_labels))
         self.sep_token_id = sep_token_id
-
-    @property
-    def base_model(self):
-        return self.encoder
-
-    @property
-    def config(self):
-        return self.encoder.config
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor):
         from types import SimpleNamespace
@@ -244,12 +250,8 @@ class CausalTokenClassifier(torch.nn.Module):
             model.score.load_state_dict(load_file(head))
         return model
 
-    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
-        from safetensors.torch import save_file
-
-        self.encoder.save_pretrained(path, safe_serialization=safe_serialization)
-        save_file({k: v.contiguous() for k, v in self.score.state_dict().items()}, Path(path) / self.HEAD_FILE,
-                  metadata={"num_labels": str(self.score.out_features), "sep_token_id": str(self.sep_token_id)})
+    def head_metadata(self) -> dict[str, str]:
+        return {"num_labels": str(self.score.out_features), "sep_token_id": str(self.sep_token_id)}
 
 
 def load_token_classifier(path: str | Path, sep_token_id: int | None = None):

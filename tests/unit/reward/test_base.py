@@ -48,4 +48,5 @@ def test_metadata_score_normalizer_uses_the_training_statistics():
     assert _Scorer.meta.as_files() == {"fgrlhf_rm.json": {
         "category": "completeness", "kind": "sequence", "granularity": "sequence", "backbone": "b",
         "label_scheme": {}, "use_passages": False, "max_length": 8, "max_question_tokens": 64,
-        "evidence": "passages", "evidence_k": 3, "score_mean": 1.0, "score_std": 2.0, "extra": {}}}
+        "evidence": "passages", "evidence_k": 3, "score_mean": 1.0, "score_std": 2.0, "temperature": 1.0,
+        "extra": {}}}
