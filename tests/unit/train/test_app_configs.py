@@ -13,7 +13,7 @@ from fgrlhf.cli.rm import RMAppConfig, RMSpec
 from fgrlhf.cli.sft import SFTAppConfig
 from fgrlhf.cli.toxicity import ToxicityAppConfig
 from fgrlhf.config import SplitConfig, WandbConfig
-from fgrlhf.paths import CONF_DIR, register_resolvers
+from fgrlhf.paths import CONF_DIR, PROJECT_ROOT, register_resolvers
 
 APPS = {"dpo": DPOAppConfig, "dpo_gemma": DPOAppConfig, "rm": RMAppConfig, "rm_gemma": RMAppConfig, "sft": SFTAppConfig,
         "sft_gemma": SFTAppConfig, "sft_rtp": SFTAppConfig, "toxicity": ToxicityAppConfig,
@@ -106,7 +106,7 @@ def test_the_gemma_reward_preset_keeps_the_category_and_trains_adapters_only(cat
     plain = _compose("rm", [f"rm={category}"])
     assert (cfg.backbone, cfg.rm.lora.r, cfg.rm.optim.freeze_layers, cfg.rm.optim.lr, cfg.threads) == (
         "gemma3_270m", 16, 0, 2e-4, 1)
-    assert cfg.checkpoint == f"runs/rm_gemma/{category}"
+    assert cfg.checkpoint == f"{PROJECT_ROOT}/runs/rm_gemma/{category}"
     for key in ("category", "use_passages", "max_length", "evidence"):
         assert cfg.rm[key] == plain.rm[key]
     assert (cfg.rm.optim.epochs, cfg.rm.optim.head_lr) == (plain.rm.optim.epochs, plain.rm.optim.head_lr)
