@@ -83,7 +83,7 @@ def claim_outputs(cfg, checkpoint: Path):
     calibrate modes, the checkpoint is a whole reward model (and, to calibrate, a writable
     segment model); in train mode, the backbone exists and the
     checkpoint's folder can be written. Returns the run folder's lock to hold while training
-    (nothing to hold in eval mode)."""
+    (nothing to hold in the other modes)."""
     import contextlib
 
     from fgrlhf.reward.learned import RMMetadata
@@ -94,8 +94,9 @@ def claim_outputs(cfg, checkpoint: Path):
         raise ConfigError(f"rm.category={cfg.rm.category!r}: one of {', '.join(RM_CATEGORIES)}")
     if cfg.mode not in ("train", "eval", "calibrate"):
         raise ConfigError(f"mode={cfg.mode!r}: one of train, eval, calibrate")
-    if cfg.mode == "calibrate" and RM_CATEGORIES[cfg.rm.category][0] != "segment":
-        raise ConfigError(f"mode=calibrate fits the temperature of P(error): R1/R2 only, not rm={cfg.rm.category}")
+    if (cfg.mode == "calibrate" or cfg.mode == "train" and cfg.rm.calibrate) and RM_CATEGORIES[cfg.rm.category][0] != "segment":
+        asked = "mode=calibrate" if cfg.mode == "calibrate" else "rm.calibrate=true"
+        raise ConfigError(f"{asked} fits the temperature of P(error): R1/R2 only, not rm={cfg.rm.category}")
     if cfg.mode in ("eval", "calibrate"):
         RMMetadata.load(checkpoint)
         model_source(checkpoint, "reward-model checkpoint")
@@ -271,16 +272,17 @@ def checkpoint_metadata(cfg, path: Path):
     return meta
 
 
-def checkpoint_part(cfg, checkpoint: Path, examples, questions, part: str, key: str):
-    """The examples of one part (train, dev, test) of the split ``checkpoint`` was trained with."""
+def checkpoint_part(cfg, checkpoint: Path, examples, questions, part: str, asked: str):
+    """The examples of one part (train, dev, test) of the split ``checkpoint`` was trained
+    with; ``asked``: the setting that needs it, for the error."""
     from fgrlhf.data.split import QuestionSplit, questions_fingerprint
 
     split_path = checkpoint / "split.json"
     split = QuestionSplit.load(split_path) if split_path.exists() else None
     if split is None or split.fingerprint != questions_fingerprint(questions):
-        raise ConfigError(f"{key}={part} needs the split the checkpoint was trained with, and "
+        raise ConfigError(f"{asked} needs the split the checkpoint was trained with, and "
                           f"{cfg.feedback_file} is not the file it was drawn from"
-                          + ("; use eval_split=all" if key == "eval_split" else ""))
+                          + ("; use eval_split=all" if asked.startswith("eval_split") else ""))
     return select(examples, getattr(split, part))
 
 
@@ -307,7 +309,7 @@ def calibrate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, A
     from fgrlhf.train import rm as T
 
     meta = checkpoint_metadata(cfg, checkpoint)
-    dev = checkpoint_part(cfg, checkpoint, examples, questions, "dev", "mode=calibrate")
+    dev = checkpoint_part(cfg, checkpoint, examples, questions, "dev", "mode=calibrate (on its dev split)")
     model, encoder, pad_id = load_checkpoint(checkpoint, meta, True, device)
     windows = T.segment_windows(encoder, dev, T.evidence_reader(meta.use_passages, meta.evidence, meta.evidence_k))
     previous, meta.temperature = meta.temperature, dev_temperature(model, windows, pad_id, device)
@@ -328,7 +330,7 @@ def evaluate(cfg, checkpoint: Path, examples, questions, device) -> dict[str, An
     metas = [checkpoint_metadata(cfg, p) for p in paths]
     part = cfg.eval_split
     if part != "all":
-        examples = checkpoint_part(cfg, checkpoint, examples, questions, part, "eval_split")
+        examples = checkpoint_part(cfg, checkpoint, examples, questions, part, f"eval_split={part}")
     is_segment = RM_CATEGORIES[cfg.rm.category][0] == "segment"
     outputs, golds = [], []
     for path, meta in zip(paths, metas):

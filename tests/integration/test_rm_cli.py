@@ -183,8 +183,10 @@ def test_calibrate_mode_fits_a_temperature_into_an_uncalibrated_checkpoint(tmp_p
     ev, _ = _rm(tmp_path, "mode=eval", "rm=relevance", *common)
     assert ev["accuracy"] == summary["accuracy"]  # a temperature never changes a label
 
-    cmd = [sys.executable, "-m", "fgrlhf.cli.rm", f"hydra.run.dir={tmp_path}/bad", "mode=calibrate", "rm=completeness",
-           *common]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
-    assert res.returncode != 0 and "R1/R2 only, not rm=completeness" in res.stderr
+    for asked in (["mode=calibrate"], ["rm.calibrate=true", f"backbone={tiny_bert_dir}"]):
+        cmd = [sys.executable, "-m", "fgrlhf.cli.rm", f"hydra.run.dir={tmp_path}/bad", *asked, "rm=completeness",
+               *common]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
+        assert res.returncode != 0 and f"{asked[0]} fits the temperature" in res.stderr
+        assert "R1/R2 only, not rm=completeness" in res.stderr
