@@ -127,6 +127,15 @@ class TrunkAndHead(torch.nn.Module):
     def head_metadata(self) -> dict[str, str] | None:
         return None
 
+    def load_head(self, path: str | Path) -> TrunkAndHead:
+        """The saved head's weights, if ``path`` holds ``HEAD_FILE`` (else the head stays new)."""
+        from safetensors.torch import load_file
+
+        head = Path(path) / self.HEAD_FILE
+        if head.exists():
+            self.score.load_state_dict(load_file(head))
+        return self
+
     def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
         from safetensors.torch import save_file
 
@@ -167,14 +176,9 @@ class MeanPoolScorer(TrunkAndHead):
     @classmethod
     def from_pretrained(cls, path: str | Path) -> MeanPoolScorer:
         """From a scorer checkpoint, or from a bare encoder (the head is then new)."""
-        from safetensors.torch import load_file
         from transformers import AutoModel
 
-        model = cls(AutoModel.from_pretrained(path))
-        head = Path(path) / cls.HEAD_FILE
-        if head.exists():
-            model.score.load_state_dict(load_file(head))
-        return model
+        return cls(AutoModel.from_pretrained(path)).load_head(path)
 
 
 def is_causal_trunk(config) -> bool:
@@ -235,7 +239,6 @@ class CausalTokenClassifier(TrunkAndHead):
         """From a classifier checkpoint, or from a bare causal LM (the head is then new and
         ``sep_token_id`` is required)."""
         from safetensors import safe_open
-        from safetensors.torch import load_file
         from transformers import AutoModel
 
         head = Path(path) / cls.HEAD_FILE
@@ -245,10 +248,7 @@ class CausalTokenClassifier(TrunkAndHead):
             num_labels, sep_token_id = int(info["num_labels"]), int(info["sep_token_id"])
         elif sep_token_id is None:
             raise ValueError(f"{path} has no {cls.HEAD_FILE}: a new head needs sep_token_id")
-        model = cls(AutoModel.from_pretrained(path), num_labels, sep_token_id)
-        if head.exists():
-            model.score.load_state_dict(load_file(head))
-        return model
+        return cls(AutoModel.from_pretrained(path), num_labels, sep_token_id).load_head(path)
 
     def head_metadata(self) -> dict[str, str]:
         return {"num_labels": str(self.score.out_features), "sep_token_id": str(self.sep_token_id)}
@@ -264,6 +264,12 @@ def load_token_classifier(path: str | Path, sep_token_id: int | None = None):
         return CausalTokenClassifier.from_pretrained(path, 2, sep_token_id)
     return AutoModelForTokenClassification.from_pretrained(
         path, num_labels=2, id2label={0: "no-error", 1: "error"}, label2id={"no-error": 0, "error": 1})
+
+
+def error_probs_of(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """``[n]`` P(error) of a segment classifier's ``[n, 2]`` logits divided by ``temperature``
+    (``RMMetadata.temperature``): the one reading of R1/R2 outputs, in training and scoring."""
+    return torch.softmax(logits.float() / temperature, dim=-1)[:, 1]
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -369,7 +375,7 @@ class SegmentClassifierReward(_Loaded):
                 logits = window_logits(self.model, windows, self.tokenizer.pad_token_id or 0, self.device,
                                        self.batch_size)
             for w, b, lg in zip(windows, owner, logits):
-                p = torch.softmax(lg.float() / self.meta.temperature, dim=-1)[:, 1].tolist()
+                p = error_probs_of(lg, self.meta.temperature).tolist()
                 for seg, pe in zip(w.segment_ids, p):
                     probs[b][seg] = pe
         return probs

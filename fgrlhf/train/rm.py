@@ -23,7 +23,14 @@ from fgrlhf.data.rm_examples import IGNORE, RankingExample, SegmentLabelExample
 from fgrlhf.data.rm_pairs import LENGTH_MATCH_RATIO, length_matched
 from fgrlhf.reward.encoding import SeparatorEncoder, Window, passage_evidence
 from fgrlhf.reward.evidence import Retriever, segment_inputs
-from fgrlhf.reward.learned import RMMetadata, pad_batch, score_windows, sequence_scores, window_logits
+from fgrlhf.reward.learned import (
+    RMMetadata,
+    error_probs_of,
+    pad_batch,
+    score_windows,
+    sequence_scores,
+    window_logits,
+)
 from fgrlhf.toolkit.fit import FitConfig, autocast, fit, minibatches
 from fgrlhf.toolkit.optim import build_adamw, make_scheduler
 from fgrlhf.toolkit.save import save_model_dir
@@ -212,7 +219,7 @@ def predict_segments(model, windows: Sequence[LabelledWindow], pad_id: int, devi
     logits = window_logits(model, [lw.window for lw in windows], pad_id, device, batch_size)
     preds, golds, probs = [], [], []
     for lw, lg in zip(windows, logits):
-        p = torch.softmax(lg.float() / temperature, dim=-1)[:, 1]
+        p = error_probs_of(lg, temperature)
         probs += p.tolist()
         preds += (p > 0.5).long().tolist()
         golds += lw.labels

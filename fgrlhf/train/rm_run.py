@@ -94,7 +94,8 @@ def claim_outputs(cfg, checkpoint: Path):
         raise ConfigError(f"rm.category={cfg.rm.category!r}: one of {', '.join(RM_CATEGORIES)}")
     if cfg.mode not in ("train", "eval", "calibrate"):
         raise ConfigError(f"mode={cfg.mode!r}: one of train, eval, calibrate")
-    if (cfg.mode == "calibrate" or cfg.mode == "train" and cfg.rm.calibrate) and RM_CATEGORIES[cfg.rm.category][0] != "segment":
+    wants_temperature = cfg.mode == "calibrate" or (cfg.mode == "train" and cfg.rm.calibrate)
+    if wants_temperature and RM_CATEGORIES[cfg.rm.category][0] != "segment":
         asked = "mode=calibrate" if cfg.mode == "calibrate" else "rm.calibrate=true"
         raise ConfigError(f"{asked} fits the temperature of P(error): R1/R2 only, not rm={cfg.rm.category}")
     if cfg.mode in ("eval", "calibrate"):
